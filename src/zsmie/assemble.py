@@ -1,0 +1,163 @@
+"""Everything a run needs before its first step: samples, zero-shot split, label texts,
+encoders, model and datasets. Shared by `train`, `evaluate` and the experiment runner."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from zsmie.config import Config
+from zsmie.data.batching import BalancedBatchSampler, SampleDataset, collate
+from zsmie.data.datasets import LABEL_ABBREVIATIONS, cap_per_label, load_samples
+from zsmie.data.images import ImageReport, apply_image_policy
+from zsmie.data.labels import label_texts
+from zsmie.data.sample import Sample
+from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
+from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir
+from zsmie.encoders.text import EncodedText, TextEncoder
+from zsmie.encoders.vision import build_vision_encoder
+from zsmie.models.pipeline import ZeroShotModel
+from zsmie.models.registry import build_head
+
+log = logging.getLogger(__name__)
+PARTS = ("train", "val", "test")
+
+
+@dataclass
+class Prepared:
+    config: Config
+    split: LabelSplit
+    parts: dict[str, list[Sample]]
+    label_text: dict[str, str]  # label -> the text its prototype is built from
+    image_report: ImageReport
+    model: ZeroShotModel
+    datasets: dict[str, SampleDataset]
+
+    def texts(self, part: str) -> list[str]:
+        return [self.label_text[label] for label in self.split.part(part)]
+
+    def data_summary(self) -> dict:
+        return {
+            "split": self.split.as_dict(),
+            "samples": {name: len(samples) for name, samples in self.parts.items()},
+            "label_text": {label: self.label_text[label] for part in PARTS
+                           for label in self.split.part(part)},
+            "images": self.image_report.as_dict(),
+        }
+
+
+def build_model(config: Config) -> ZeroShotModel:
+    text = TextEncoder(
+        config.text.model, config.text.max_length, config.text.finetune, config.text.marker_init
+    )
+    vision = build_vision_encoder(config.vision.model, config.vision.finetune)
+    head = build_head(config, text.hidden_size, vision.hidden_size if vision else 0)
+    return ZeroShotModel(text, head, vision if head.uses_images else None)
+
+
+def feature_cache(config: Config) -> FeatureCache | None:
+    if config.feature_cache == "off":
+        return None
+    root = default_cache_dir() if config.feature_cache == "auto" else Path(config.feature_cache)
+    return FeatureCache(root)
+
+
+@torch.no_grad()
+def precompute_text_states(
+    text: TextEncoder,
+    encoded: list[EncodedText],
+    batch_size: int,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """Token states of a frozen encoder, one [L_i, d] tensor per sample, computed once."""
+    device = next(text.parameters()).device
+
+    def compute(positions: list[int]) -> list[torch.Tensor]:
+        batch = collate([{"index": i, "encoded": encoded[i], "label": -1} for i in positions])
+        out = text(batch.input_ids.to(device), batch.attention_mask.to(device)).float().cpu()
+        return [out[row, : len(encoded[i].input_ids)].clone() for row, i in enumerate(positions)]
+
+    # Encode in length order (less padding); the cache keys by encoder and exact token ids.
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    store = cache or FeatureCache.in_memory()
+    keys = [content_key(text.identity, repr(encoded[i].input_ids).encode()) for i in order]
+    bar = functools.partial(tqdm, desc="encode text", disable=not progress, leave=False)
+    values = store.get_or_compute(keys, lambda pos: compute([order[p] for p in pos]),
+                                  batch_size, bar)
+    states: list[torch.Tensor] = [torch.empty(0)] * len(encoded)
+    for i, value in zip(order, values, strict=True):
+        states[i] = value
+    return states
+
+
+def prepare(config: Config, device: torch.device | None = None) -> Prepared:
+    samples = load_samples(config)
+    split = make_label_split(config.task, samples, config.seed)
+    parts = samples_by_part(samples, split)
+    parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
+    all_labels = [label for name in PARTS for label in split.part(name)]
+    abbreviations = LABEL_ABBREVIATIONS.get(config.data.format, {})
+    texts = dict(zip(all_labels, label_texts(all_labels, config.label_text, abbreviations),
+                     strict=True))
+
+    model = build_model(config)
+    if device is not None:
+        model.to(device)
+    kept = [s for name in PARTS for s in parts[name]]
+    kept, report = apply_image_policy(kept, config.images, used=model.uses_images)
+    it = iter(kept)
+    parts = {name: [next(it) for _ in parts[name]] for name in PARTS}
+    log.info("split %s; samples %s; images %s", split.as_dict(),
+             {k: len(v) for k, v in parts.items()}, report.as_dict())
+
+    preprocess = model.vision.preprocess if model.uses_images else None
+    datasets = {}
+    cache = feature_cache(config)
+    for name in PARTS:
+        encoded = [model.text.encode_sample(s) for s in parts[name]]
+        states = None
+        if not config.text.finetune:
+            states = precompute_text_states(
+                model.text, encoded, config.train.eval_batch_size, cache, config.train.progress
+            )
+        index = {label: i for i, label in enumerate(split.part(name))}
+        datasets[name] = SampleDataset(parts[name], encoded, index, preprocess, states)
+    return Prepared(config, split, parts, texts, report, model, datasets)
+
+
+def make_accelerator(config: Config) -> Accelerator:
+    device = config.train.device
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    return Accelerator(cpu=cpu)
+
+
+def loaders(prepared: Prepared, config: Config) -> dict[str, DataLoader]:
+    pad = prepared.model.text.tokenizer.pad_token_id or 0
+    collate_fn = functools.partial(collate, pad_id=pad)
+    train = prepared.datasets["train"]
+    steps = config.train.steps_per_epoch or math.ceil(len(train) / config.train.batch_size)
+    if config.train.balanced:
+        sampler = BalancedBatchSampler(train.labels, config.train.batch_size, steps, config.seed)
+        train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate_fn)
+    else:
+        generator = torch.Generator().manual_seed(config.seed)
+        train_loader = DataLoader(
+            train, batch_size=config.train.batch_size, shuffle=True, drop_last=True,
+            collate_fn=collate_fn, generator=generator,
+        )
+    out = {"train": train_loader}
+    for name in ("val", "test"):
+        out[name] = DataLoader(
+            prepared.datasets[name], batch_size=config.train.eval_batch_size,
+            shuffle=False, collate_fn=collate_fn,
+        )
+    return out

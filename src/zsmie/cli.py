@@ -1,0 +1,126 @@
+"""The `zsmie` command. Thin: parses options and calls the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from zsmie.config import ConfigError, load_config
+from zsmie.data.sample import DataError
+from zsmie.encoders.packaged import EncoderError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+USER_ERRORS = (ConfigError, DataError, EncoderError, FileNotFoundError)
+
+
+def _setup_logging(run_dir: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(run_dir / "train.log", encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers, force=True,
+    )
+    for noisy in ("httpx", "accelerate", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+def _print_json(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+@app.command()
+def splits(
+    task: str = typer.Option("mre", help="mre or met"),
+    data_dir: Path = typer.Option(..., help="dataset folder"),
+    seed: int = typer.Option(0, help="split seed (MET: run 0, 1 or 2)"),
+    data_format: str = typer.Option("", "--format", help="data format (default: by task)"),
+) -> None:
+    """Print the zero-shot label split as JSON: {"train": [...], "val": [...], "test": [...]}."""
+    from zsmie.data.datasets import load_samples
+    from zsmie.data.splits import make_label_split
+
+    fmt = data_format or {"mre": "mnre", "met": "wikidiverse"}.get(task, task)
+    overrides = [f'task="{task}"', f'data.format="{fmt}"', f"seed={seed}"]
+    try:
+        config = load_config(None, overrides)
+        config.data.dir = str(data_dir)
+        samples = load_samples(config)
+        _print_json(make_label_split(config.task, samples, seed).as_dict())
+    except USER_ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., help="TOML config file"),
+    out: Path = typer.Option(..., help="run folder to write"),
+    data_dir: Path | None = typer.Option(None, help="dataset folder (sets data.dir)"),
+    set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
+) -> None:
+    """Train a model, select it on validation, and write test metrics to OUT/results.json."""
+    from zsmie.training.trainer import train as run_training
+
+    _setup_logging(out)
+    try:
+        cfg = load_config(config, set_)
+        if data_dir is not None:
+            cfg.data.dir = str(data_dir)
+        results = run_training(cfg, out)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_json({"run": str(out), "best_epoch": results["best_epoch"], "test": _brief(results)})
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Option(..., help="a finished run folder"),
+    data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+) -> None:
+    """Recompute test metrics from a run's saved weights."""
+    from zsmie.evaluation.run import evaluate_run
+
+    _setup_logging()
+    try:
+        results = evaluate_run(run, str(data_dir) if data_dir else None)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_json({"run": str(run), "val": _brief(results, "val"), "test": _brief(results)})
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),
+    set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
+) -> None:
+    """Train and evaluate on the embedded demo data (60 invented posts; not a benchmark)."""
+    from zsmie.training.trainer import train as run_training
+
+    _setup_logging(out)
+    config_file = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
+    try:
+        results = run_training(load_config(config_file, set_), out)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    typer.echo(f"demo split: {json.dumps(results['data']['split'])}")
+    _print_json({"run": str(out), "test": _brief(results)})
+
+
+def _brief(results: dict, part: str = "test") -> dict:
+    keys = ("precision", "recall", "f1", "accuracy", "labels")
+    return {k: results[part][k] for k in keys}
+
+
+if __name__ == "__main__":
+    app()

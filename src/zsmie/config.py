@@ -1,0 +1,226 @@
+"""Run configuration: typed dataclasses, read from TOML, overridden by `--set key=value`.
+
+Every run saves its fully resolved configuration as `config.toml` in the run folder, so a
+run can be re-evaluated or resumed from the folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    format: str = "mnre"  # mnre | wikidiverse | jsonl | demo
+    dir: str = ""  # dataset folder; `--data-dir` sets it
+    image_dir: str = ""  # default: the format's own image folder inside `dir`
+    # Keep at most this many samples per label (0 = all); for quick runs and tests.
+    max_per_label: int = 0
+    # Zero-shot label split: "auto" picks the task's protocol (MNRE seeded shuffle, WikiDiverse
+    # rotated type groups); a list file is also accepted by later issues.
+    split: str = "auto"
+
+
+@dataclass
+class TextEncoderConfig:
+    model: str = "minilm"  # packaged alias, Hugging Face model id, or local folder
+    finetune: bool = False
+    max_length: int = 128
+    # How the new marker tokens' embeddings start: "tokens" copies the embeddings of
+    # punctuation the encoder already knows (so a frozen encoder still tells them apart),
+    # "mean" uses the mean embedding (the usual resize default).
+    marker_init: str = "tokens"
+
+
+@dataclass
+class VisionEncoderConfig:
+    model: str = "none"  # "none" (text only), Hugging Face ViT-family id, folder, or tiny-random
+    finetune: bool = False
+
+
+@dataclass
+class ModelConfig:
+    name: str = "proto"  # see zsmie.models.registry
+    proj_dim: int = 0  # 0 = the text encoder's hidden size
+    # "identity" starts both projections at the encoder's own space (see quality notes);
+    # "random" is the usual initialisation.
+    proj_init: str = "identity"
+    score: str = "dot"  # dot | cosine
+    scale: float = 1.0  # multiplies cosine scores (inverse temperature)
+    dropout: float = 0.1
+    margin: float = 1.0  # max-margin ranking loss (Eq. 13)
+    # MG-VMoE (issue 3); ignored by models that do not use them.
+    experts: int = 8
+    beta: float = 1.0
+    vmoe: bool = True
+    mgvat: bool = True
+    fusion: str = "query"  # "paper" (as written, ignores the entity) | "query"
+    tau_lr: float = 1e-3
+    force_expert: int = -1  # >= 0: evaluation with one expert forced on (Figure 5)
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-5
+    batch_size: int = 16
+    epochs: int = 20
+    patience: int = 10
+    balanced: bool = True  # equal samples per training label in every batch
+    steps_per_epoch: int = 0  # 0 = training samples / batch size
+    eval_batch_size: int = 64
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0 = off
+    device: str = "auto"  # auto | cpu | cuda
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    task: str = "mre"  # mre | met
+    seed: int = 0
+    images: str = "error"  # missing-image policy: error | blank
+    label_text: str = "name"  # raw | name
+    # Frozen-encoder features on disk: "auto" ($ZSMIE_CACHE or ~/.cache/zsmie/features),
+    # a folder, or "off".
+    feature_cache: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    vision: VisionEncoderConfig = field(default_factory=VisionEncoderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> Config:
+        choices = {
+            "task": (self.task, {"mre", "met"}),
+            "images": (self.images, {"error", "blank"}),
+            "label_text": (self.label_text, {"raw", "name"}),
+            "model.score": (self.model.score, {"dot", "cosine"}),
+            "model.proj_init": (self.model.proj_init, {"identity", "random"}),
+            "model.fusion": (self.model.fusion, {"paper", "query"}),
+            "text.marker_init": (self.text.marker_init, {"tokens", "mean"}),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ConfigError(f"{key} = {value!r}: expected one of {sorted(allowed)}")
+        positive = {
+            "train.batch_size": self.train.batch_size,
+            "train.epochs": self.train.epochs,
+            "train.eval_batch_size": self.train.eval_batch_size,
+            "text.max_length": self.text.max_length,
+            "model.experts": self.model.experts,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} = {value}: must be at least 1")
+        if self.train.lr <= 0:
+            raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        return self
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, expected: Any) -> Any:
+    """Check a TOML value against the dataclass field type (ints are accepted for floats)."""
+    if isinstance(expected, types.UnionType) or typing.get_origin(expected) is typing.Union:
+        expected = next(t for t in typing.get_args(expected) if t is not type(None))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key} = {value!r}: expected true or false")
+    if expected in (int, float, str) and (
+        not isinstance(value, expected) or isinstance(value, bool)
+    ):
+        raise ConfigError(f"{key} = {value!r}: expected {expected.__name__}")
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = _field_types(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"unknown key {name!r} (known here: {known})")
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name} must be a table, got {value!r}")
+            kwargs[key] = _from_dict(expected, value, prefix=f"{name}.")
+        else:
+            kwargs[key] = _coerce(name, value, expected)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return _from_dict(Config, data).validate()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value); the value is read as TOML, else as a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a table")
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config (None = all defaults) and apply `key=value` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    apply_overrides(data, list(overrides or []))
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    from zsmie.io import atomic_write_text
+
+    atomic_write_text(Path(path), tomli_w.dumps(config_to_dict(config)))

@@ -1,0 +1,53 @@
+"""The one sample type every reader produces and every model consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DataError(ValueError):
+    """Bad input data; the message starts with `file:line:` and names the field."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A [start, end) span over a sample's tokens."""
+
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A text+image post with one entity (MET) or a head and tail entity (MRE), and a label.
+
+    `image` is a path to the image file, or None when the sample has no image (policy
+    `blank`, or a text-only dataset). `source` is `file:line` for error messages.
+    """
+
+    id: str
+    tokens: tuple[str, ...]
+    head: Span
+    tail: Span | None
+    label: str | None
+    image: str | None = None
+    source: str = ""
+
+    @property
+    def task(self) -> str:
+        return "met" if self.tail is None else "mre"
+
+    def entity_text(self, span: Span) -> str:
+        return " ".join(self.tokens[span.start : span.end])
+
+
+def check_span(span: Span, n_tokens: int, where: str, name: str) -> None:
+    """Raise a DataError naming `where` and the field if `span` does not fit the tokens."""
+    if not (0 <= span.start < span.end <= n_tokens):
+        raise DataError(
+            f"{where}: field {name!r} span [{span.start}, {span.end}) is outside the "
+            f"{n_tokens} tokens (need 0 <= start < end <= {n_tokens})"
+        )

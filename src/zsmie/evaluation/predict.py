@@ -1,0 +1,70 @@
+"""Run a model over a data loader: scores, predictions and sample embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from zsmie.evaluation.metrics import classification_metrics
+from zsmie.models.pipeline import ZeroShotModel
+
+
+@dataclass
+class Predictions:
+    index: Tensor  # [N] dataset positions
+    scores: Tensor  # [N, C]
+    labels: Tensor  # [N] gold label indices (-1 if none)
+    embeddings: Tensor  # [N, h]
+
+    @property
+    def predicted(self) -> Tensor:
+        return self.scores.argmax(-1)
+
+
+@torch.no_grad()
+def run_model(model: ZeroShotModel, loader, prototypes: Tensor, accelerator=None) -> Predictions:
+    """Scores for every sample in `loader`, gathered across processes when distributed."""
+    model.eval()
+    parts: dict[str, list[Tensor]] = {"index": [], "scores": [], "labels": [], "embeddings": []}
+    for batch in loader:
+        out = model(batch, prototypes)
+        values = {
+            "index": batch.index,
+            "scores": out.scores.float(),
+            "labels": batch.labels,
+            "embeddings": out.embedding.float(),
+        }
+        if accelerator is not None:
+            values = accelerator.gather_for_metrics(values)
+        for key, value in values.items():
+            parts[key].append(value.cpu())
+    merged = {key: torch.cat(value) for key, value in parts.items()}
+    order = merged["index"].argsort()  # dataset order, whatever the process layout
+    return Predictions(**{key: value[order] for key, value in merged.items()})
+
+
+def metrics_of(predictions: Predictions, labels: list[str]) -> dict:
+    return classification_metrics(
+        predictions.labels.tolist(), predictions.predicted.tolist(), labels
+    )
+
+
+def label_prototypes(model: ZeroShotModel, texts: list[str], cache: dict) -> Tensor:
+    """Prototypes [C, d], each label encoded once per step; reused while the encoder is frozen."""
+    if model.text.finetune:
+        return model.prototypes(texts)
+    key = tuple(texts)
+    if key not in cache:
+        with torch.no_grad():
+            cache[key] = model.prototypes(texts)
+    return cache[key]
+
+
+def evaluate_part(prepared, model, loader, part: str, accelerator=None, cache=None) -> dict:
+    """Metrics of one split part (val or test) over its own, unseen, label set."""
+    core = accelerator.unwrap_model(model) if accelerator is not None else model
+    prototypes = label_prototypes(core, prepared.texts(part), {} if cache is None else cache)
+    predictions = run_model(model, loader, prototypes, accelerator)
+    return metrics_of(predictions, list(prepared.split.part(part)))

@@ -1,0 +1,1 @@
+"""Losses, one per file, each citing its equation in the paper."""

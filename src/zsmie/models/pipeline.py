@@ -1,0 +1,96 @@
+"""ZeroShotModel: encoders + a model head. Batch in, label scores out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from zsmie.data.batching import Batch
+from zsmie.encoders.text import TextEncoder, gather_entity_vector
+from zsmie.encoders.vision import VisionEncoder
+from zsmie.io import atomic_write
+from zsmie.models.base import Features, HeadOutput, ZeroShotHead
+
+
+class ZeroShotModel(nn.Module):
+    def __init__(
+        self, text: TextEncoder, head: ZeroShotHead, vision: VisionEncoder | None = None
+    ) -> None:
+        super().__init__()
+        self.text, self.head, self.vision = text, head, vision
+
+    @property
+    def uses_images(self) -> bool:
+        return self.head.uses_images and self.vision is not None
+
+    def encode_text(self, batch: Batch) -> Tensor:
+        if batch.text_states is not None:
+            return batch.text_states
+        return self.text(batch.input_ids, batch.attention_mask)
+
+    def encode_images(self, batch: Batch) -> tuple[Tensor | None, Tensor | None]:
+        """Patch tokens [B, P, d_v] with zeros for imageless samples, and their mask [B, P]."""
+        if not self.uses_images:
+            return None, None
+        if batch.image_states is not None:
+            tokens = batch.image_states
+        elif batch.pixel_values is not None:
+            found = self.vision(batch.pixel_values)  # [n_with_image, P, d_v]
+            tokens = found.new_zeros(len(batch), *found.shape[1:])
+            tokens[batch.has_image] = found
+        else:
+            return None, None
+        mask = batch.has_image.unsqueeze(1).expand(-1, tokens.size(1))
+        return tokens, mask
+
+    def features(self, batch: Batch) -> Features:
+        states = self.encode_text(batch)
+        image, image_mask = self.encode_images(batch)
+        return Features(
+            text=states,
+            text_mask=batch.attention_mask,
+            entity=gather_entity_vector(states, batch.markers),
+            has_image=batch.has_image,
+            image=image,
+            image_mask=image_mask,
+        )
+
+    def prototypes(self, label_texts: list[str]) -> Tensor:
+        """Label prototypes R [C, d], each label text encoded once."""
+        return self.text.embed_texts(label_texts)
+
+    def forward(self, batch: Batch, prototypes: Tensor) -> HeadOutput:
+        return self.head(self.features(batch), prototypes)
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Weights to save: everything but frozen encoders (those reload from their source)."""
+        skip = []
+        if not self.text.finetune:
+            skip.append("text.model.")
+        if self.vision is not None and not self.vision.finetune:
+            skip.append("vision.model.")
+        return {
+            name: tensor.detach().cpu().contiguous()
+            for name, tensor in self.state_dict().items()
+            if not any(name.startswith(prefix) for prefix in skip)
+        }
+
+    def save(self, path: Path, metadata: dict[str, str] | None = None) -> None:
+        """Trainable weights to safetensors, atomically (no pickled code, no half files)."""
+        state = self.trainable_state_dict()
+        atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
+
+    @torch.no_grad()
+    def load(self, path: Path) -> None:
+        state = load_file(str(path))
+        expected = set(self.trainable_state_dict())
+        absent, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if absent or unexpected:
+            raise ValueError(
+                f"{path}: weights do not fit this model (missing {absent[:5]}, "
+                f"unexpected {unexpected[:5]})"
+            )
+        self.load_state_dict(state, strict=False)

@@ -1,0 +1,36 @@
+"""Model heads by name: the config's `model.name` picks one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zsmie.config import Config, ConfigError
+from zsmie.models.base import ZeroShotHead
+from zsmie.models.proto import Proto
+
+
+def scorer_options(config: Config) -> dict:
+    m = config.model
+    return {
+        "init": m.proj_init,
+        "score": m.score,
+        "scale": m.scale,
+        "dropout": m.dropout,
+        "margin": m.margin,
+    }
+
+
+def _proto(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    proj = config.model.proj_dim or text_dim
+    return Proto((n_markers + 1) * text_dim, text_dim, proj, **scorer_options(config))
+
+
+BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {"proto": _proto}
+
+
+def build_head(config: Config, text_dim: int, vision_dim: int) -> ZeroShotHead:
+    name = config.model.name
+    if name not in BUILDERS:
+        raise ConfigError(f"model.name = {name!r}: expected one of {sorted(BUILDERS)}")
+    n_markers = 2 if config.task == "mre" else 1
+    return BUILDERS[name](config, text_dim, vision_dim, n_markers)

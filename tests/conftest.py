@@ -1,0 +1,30 @@
+"""Shared fixtures. Real MNRE lives at ../shared/data/mnre beside the repository (CI has it);
+tests that need it skip with a clear reason on a fresh clone without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+MNRE_DIR = REPO.parent / "shared" / "data" / "mnre"
+
+
+@pytest.fixture(scope="session")
+def mnre_dir() -> Path:
+    if not (MNRE_DIR / "txt" / "mnre_train.txt").is_file():
+        pytest.skip(f"real MNRE not found at {MNRE_DIR} (see README, 'Datasets')")
+    return MNRE_DIR
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The packaged MiniLM text encoder (works with no model hub), loaded once."""
+    from zsmie.encoders.text import TextEncoder
+
+    return TextEncoder("minilm", max_length=128)

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from zsmie.data.jsonl import read_jsonl, tokens_from_text
+from zsmie.data.sample import DataError, Span
+
+
+def write(tmp_path, *records):
+    path = tmp_path / "data.jsonl"
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_token_and_character_spans(tmp_path):
+    path = write(
+        tmp_path,
+        {"tokens": ["Obama", "was", "born", "in", "Hawaii"], "head": [0, 1], "tail": [4, 5],
+         "label": "place_of_birth", "image": "img/1.jpg"},
+        {"id": "p2", "text": "Obama was born in Hawaii.", "head": [0, 5], "tail": [18, 24]},
+        {"text": "Obama visited Kenya", "head": [14, 19]},
+    )
+    a, b, c = read_jsonl(path)
+    assert a.id == "data.jsonl:1" and a.image == str(tmp_path / "img/1.jpg")
+    assert b.tokens == ("Obama", "was", "born", "in", "Hawaii", ".") and b.label is None
+    assert (b.head, b.tail) == (Span(0, 1), Span(4, 5)) and b.id == "p2"
+    assert c.task == "met" and c.entity_text(c.head) == "Kenya"
+
+
+def test_character_spans_cut_inside_a_word():
+    tokens, spans = tokens_from_text("#Obama's speech", [(1, 6)])
+    assert tokens == ["#", "Obama", "'s", "speech"] and spans == [Span(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ('{"tokens": ["a"], "head": [0, 1]', r"data.jsonl:2: not valid JSON"),
+        ({"tokens": ["a", "b"], "head": [0, 3]},
+         r"data.jsonl:2: field 'head' span \[0, 3\) is outside the 2 tokens"),
+        ({"tokens": ["a", "b"]}, r"data.jsonl:2: missing field 'head'"),
+        ({"text": "ab cd", "head": [3, 9]}, r"data.jsonl:2: field 'head' character span \[3, 9\)"),
+        ({"tokens": ["a"], "head": [0, 1], "labl": "x"}, r"data.jsonl:2: unknown field\(s\) \['labl'\]"),
+        ({"tokens": ["a"], "head": [0, 1], "label": ""}, r"data.jsonl:2: field 'label'"),
+        ({"tokens": ["a"], "text": "a", "head": [0, 1]}, r"exactly one of 'tokens' or 'text'"),
+    ],
+)
+def test_bad_records_name_file_line_and_field(tmp_path, record, message):
+    good = {"tokens": ["a", "b"], "head": [0, 1], "tail": [1, 2], "label": "x"}
+    with pytest.raises(DataError, match=message):
+        read_jsonl(write(tmp_path, good, record))
