@@ -67,7 +67,9 @@ class ModelConfig:
     vmoe: bool = True
     mgvat: bool = True
     fusion: str = "query"  # "paper" (as written, ignores the entity) | "query"
-    tau_lr: float = 1e-3
+    tau_lr: float = 1e-3  # step size of the gradient ascent on tau (Eq. 12)
+    kl_reduction: str = "sum"  # Eq. 6 over experts and dims: "sum" (paper) or "mean"
+    vat_score: str = "dot"  # Eq. 10 logits: "dot" (paper) or "cosine" (bounded)
     force_expert: int = -1  # >= 0: evaluation with one expert forced on (Figure 5)
 
 
@@ -110,6 +112,8 @@ class Config:
             "model.proj_init": (self.model.proj_init, {"identity", "random"}),
             "model.fusion": (self.model.fusion, {"paper", "query"}),
             "text.marker_init": (self.text.marker_init, {"tokens", "mean"}),
+            "model.kl_reduction": (self.model.kl_reduction, {"sum", "mean"}),
+            "model.vat_score": (self.model.vat_score, {"dot", "cosine"}),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from zsmie.config import Config, ConfigError
 from zsmie.models.base import ZeroShotHead
+from zsmie.models.mgvmoe import MGVMoE
 from zsmie.models.proto import Proto
 
 
@@ -25,7 +26,29 @@ def _proto(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> Ze
     return Proto((n_markers + 1) * text_dim, text_dim, proj, **scorer_options(config))
 
 
-BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {"proto": _proto}
+def _mgvmoe(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    m = config.model
+    head = MGVMoE(
+        text_dim,
+        vision_dim,
+        (n_markers + 1) * text_dim,
+        m.proj_dim or text_dim,
+        experts=m.experts,
+        beta=m.beta,
+        vmoe=m.vmoe,
+        mgvat=m.mgvat,
+        fusion=m.fusion,
+        tau_lr=m.tau_lr,
+        kl_reduction=m.kl_reduction,
+        vat_score=m.vat_score,
+        **scorer_options(config),
+    )
+    if head.vmoe is not None:
+        head.vmoe.force_expert = m.force_expert
+    return head
+
+
+BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {"proto": _proto, "mgvmoe": _mgvmoe}
 
 
 def build_head(config: Config, text_dim: int, vision_dim: int) -> ZeroShotHead:

@@ -61,12 +61,14 @@ def train(config: Config, out_dir: str | Path) -> dict:
         if isinstance(sampler, BalancedBatchSampler):
             sampler.set_epoch(epoch)
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}  # a term can be absent from a step (no images in it)
         steps = 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.train.epochs}", disable=not show,
                    leave=False)
         for batch in bar:
             prototypes = label_prototypes(core, train_texts, cache)
             output = model(batch, prototypes)
+            adversary = head.adversary_step(output)  # MG-VAT: tau moves first (Eq. 12)
             loss, terms = head.loss(output, batch.labels)
             for name, value in terms.items():
                 if not torch.isfinite(value):
@@ -80,15 +82,17 @@ def train(config: Config, out_dir: str | Path) -> dict:
                 accelerator.clip_grad_norm_(params, config.train.grad_clip)
             optimizer.step()
             steps += 1
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            logged = {**{k: float(v.detach()) for k, v in terms.items()}, **adversary}
+            for name, value in logged.items():
+                sums[name] = sums.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + 1
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
 
         val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
         record = {
             "epoch": epoch,
             "steps": steps,
-            "train": {name: total / max(steps, 1) for name, total in sums.items()},
+            "train": {name: total / counts[name] for name, total in sums.items()},
             "val": {k: val[k] for k in ("precision", "recall", "f1", "accuracy")},
             "elapsed_s": round(time.time() - start, 2),
         }

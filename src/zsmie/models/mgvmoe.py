@@ -1,0 +1,101 @@
+"""MG-VMoE: multimodal graph-based variational mixture of experts (paper, section 4).
+
+Text tokens T and image tokens V (projected to the text width when they differ) pass through
+one shared VMoE layer (Eqs. 2-6). The mean fused text and image vectors of each sample feed
+the contrastive loss (Eq. 8) and, concatenated, the nodes of MG-VAT (Eqs. 9-12). Entity-aware
+attention pools the fused tokens into U (section 4.4); [U (+) E] and the label prototypes are
+projected and scored (o_i), trained with L = L_rank + beta (L_aux + L_reg + L_cl + L_vat)
+(Eq. 14). Samples without an image have no image tokens; the contrastive loss skips them
+and their MG-VAT node has a zero image half.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from zsmie.encoders.text import masked_mean
+from zsmie.layers.fusion import EntityAwareAttention
+from zsmie.layers.scoring import PrototypeScorer
+from zsmie.layers.vmoe import VariationalMoE
+from zsmie.losses.contrastive import multimodal_contrastive
+from zsmie.losses.mgvat import GraphVAT
+from zsmie.models.base import Features, HeadOutput, ZeroShotHead
+
+
+class MGVMoE(ZeroShotHead):
+    uses_images = True
+
+    def __init__(
+        self,
+        text_dim: int,
+        image_dim: int,
+        entity_dim: int,
+        proj_dim: int,
+        experts: int = 8,
+        beta: float = 1.0,
+        vmoe: bool = True,
+        mgvat: bool = True,
+        fusion: str = "query",
+        tau_lr: float = 1e-3,
+        kl_reduction: str = "sum",
+        vat_score: str = "dot",
+        **scorer,
+    ) -> None:
+        super().__init__(scorer.pop("margin", 1.0))
+        self.beta = beta
+        self.image_in = (
+            nn.Linear(image_dim, text_dim) if image_dim and image_dim != text_dim else nn.Identity()
+        )
+        self.vmoe = VariationalMoE(text_dim, experts, kl_reduction=kl_reduction) if vmoe else None
+        self.vat = GraphVAT(2 * text_dim, lr=tau_lr, score=vat_score) if mgvat else None
+        self.fusion = EntityAwareAttention(text_dim, entity_dim, form=fusion)
+        self.scorer = PrototypeScorer(text_dim + entity_dim, text_dim, proj_dim, **scorer)
+
+    def tokens(self, features: Features) -> tuple[Tensor, Tensor, int]:
+        """M = [V; T] [B, P + L, d] with its mask, and P (the number of image tokens)."""
+        text, text_mask = features.text, features.text_mask
+        if features.image is None:
+            return text, text_mask, 0
+        image = self.image_in(features.image)  # [B, P, d]
+        return torch.cat([image, text], 1), torch.cat([features.image_mask, text_mask], 1), \
+            image.size(1)
+
+    def forward(self, features: Features, prototypes: Tensor) -> HeadOutput:
+        tokens, mask, n_image = self.tokens(features)
+        losses: dict[str, Tensor] = {}
+        if self.vmoe is not None:
+            moe = self.vmoe(tokens, mask)
+            fused = moe.hidden  # H [B, P + L, d]
+            losses["aux"], losses["reg"] = moe.aux, moe.kl
+        else:
+            fused = tokens
+        text = masked_mean(fused[:, n_image:], features.text_mask)  # T~ [B, d]
+        if n_image:
+            image = masked_mean(fused[:, :n_image], mask[:, :n_image])  # V~ [B, d], 0 if none
+        else:
+            image = torch.zeros_like(text)
+        nodes = torch.cat([image, text], -1)  # MG-VAT nodes H~_i = [V~_i (+) T~_i], [B, 2d]
+        if self.training:
+            has = features.has_image
+            if int(has.sum()) >= 2:
+                losses["cl"] = multimodal_contrastive(text[has], image[has])
+            if self.vat is not None and len(nodes) >= 2:
+                losses["vat"] = self.vat(nodes)
+        pooled, alpha = self.fusion(fused, features.entity, mask)  # U [B, d]
+        scores, embedding = self.scorer(torch.cat([pooled, features.entity], -1), prototypes)
+        return HeadOutput(scores, embedding, losses, {"nodes": nodes, "attention": alpha})
+
+    def adversary_step(self, output: HeadOutput) -> dict[str, float]:
+        """Eq. 12 on tau alone, before the model step."""
+        if self.vat is None or not self.training or len(output.extras["nodes"]) < 2:
+            return {}
+        return {"vat_adversary": self.vat.ascend(output.extras["nodes"]),
+                "tau_norm": float(self.vat.tau.norm())}
+
+    def loss(self, output: HeadOutput, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 14: L = L_rank + beta * (L_aux + L_reg + L_cl + L_vat)."""
+        rank, terms = super().loss(output, labels)
+        extra = sum(output.losses.values(), rank.new_zeros(()))
+        terms.update(output.losses)
+        return rank + self.beta * extra, terms
