@@ -87,16 +87,37 @@ def train(
 def evaluate(
     run: Path = typer.Option(..., help="a finished run folder"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="evaluation-time override, e.g. model.force_expert=3 (repeatable)"
+    ),
 ) -> None:
     """Recompute test metrics from a run's saved weights."""
     from zsmie.evaluation.run import evaluate_run
 
     _setup_logging()
     try:
-        results = evaluate_run(run, str(data_dir) if data_dir else None)
+        results = evaluate_run(run, str(data_dir) if data_dir else None, set_)
     except USER_ERRORS as exc:
         _fail(exc)
     _print_json({"run": str(run), "val": _brief(results, "val"), "test": _brief(results)})
+
+
+@app.command()
+def experiment(
+    config: Path = typer.Option(..., help="grid TOML (rows x seeds), see experiments/"),
+    row: list[str] = typer.Option([], help="run only these rows (repeatable)"),
+) -> None:
+    """Run a grid of runs (resuming finished cells) and write its results table."""
+    from zsmie.experiments.runner import load_grid, run_grid, write_table
+
+    _setup_logging()
+    try:
+        grid = load_grid(config)
+        records = run_grid(grid, row or None)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    command = f"zsmie experiment --config {config}" + "".join(f" --row {r!r}" for r in row)
+    typer.echo(write_table(grid, records, command=command))
 
 
 @app.command()

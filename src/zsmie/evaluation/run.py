@@ -9,13 +9,19 @@ from zsmie.config import load_config
 from zsmie.evaluation.predict import evaluate_part
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
-    """Test (and validation) metrics recomputed from the saved weights of `run_dir`."""
+def evaluate_run(
+    run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
+) -> dict:
+    """Test (and validation) metrics recomputed from the saved weights of `run_dir`.
+
+    `overrides` change evaluation-time settings (`model.force_expert=3`); overriding
+    anything that shapes the weights makes loading them fail with a clear error.
+    """
     run = Path(run_dir)
     for name in ("config.toml", "best.safetensors"):
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
-    config = load_config(run / "config.toml")
+    config = load_config(run / "config.toml", overrides)
     if data_dir:
         config.data.dir = str(data_dir)
     accelerator = make_accelerator(config)

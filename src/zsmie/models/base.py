@@ -34,6 +34,7 @@ class ZeroShotHead(nn.Module):
     """Base class of model heads: features + label prototypes [C, d] -> scores [B, C]."""
 
     uses_images: bool = False
+    trainable: bool = True  # False: evaluated as built, with no training steps
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()

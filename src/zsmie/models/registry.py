@@ -8,6 +8,7 @@ from zsmie.config import Config, ConfigError
 from zsmie.models.base import ZeroShotHead
 from zsmie.models.mgvmoe import MGVMoE
 from zsmie.models.proto import Proto
+from zsmie.models.similarity import SentenceSimilarity
 
 
 def scorer_options(config: Config) -> dict:
@@ -48,7 +49,15 @@ def _mgvmoe(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> Z
     return head
 
 
-BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {"proto": _proto, "mgvmoe": _mgvmoe}
+def _similarity(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    return SentenceSimilarity()
+
+
+BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {
+    "proto": _proto,
+    "mgvmoe": _mgvmoe,
+    "similarity": _similarity,
+}
 
 
 def build_head(config: Config, text_dim: int, vision_dim: int) -> ZeroShotHead:

@@ -36,14 +36,15 @@ def train(config: Config, out_dir: str | Path) -> dict:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.toml")
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+        (out / "metrics.jsonl").write_text("", encoding="utf-8")  # a fresh log per run
     prepared = prepare(config, accelerator.device)
     if accelerator.is_main_process:
         atomic_write_json(out / "data.json", prepared.data_summary())
     model = prepared.model
     head = model.head
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = torch.optim.Adam(params or [torch.zeros(0, requires_grad=True)],
+                                 lr=config.train.lr, weight_decay=config.train.weight_decay)
     data = loaders(prepared, config)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, data["train"], data["val"], data["test"]
@@ -55,7 +56,10 @@ def train(config: Config, out_dir: str | Path) -> dict:
     best_f1, best_epoch, waited = -1.0, 0, 0
     show = config.train.progress and accelerator.is_local_main_process
 
-    for epoch in range(1, config.train.epochs + 1):
+    epochs = config.train.epochs if head.trainable else 0
+    if not head.trainable and accelerator.is_main_process:
+        core.save(out / "best.safetensors", metadata)  # nothing to train: evaluate as built
+    for epoch in range(1, epochs + 1):
         model.train()
         sampler = getattr(data["train"], "batch_sampler", None)
         if isinstance(sampler, BalancedBatchSampler):

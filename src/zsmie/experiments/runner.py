@@ -1,0 +1,161 @@
+"""Experiment grids: rows (a model config plus overrides) x seeds, each cell one run folder.
+
+A grid is a TOML file:
+
+    name = "table1_mre"
+    out = "runs/table1_mre"                  # run folders: <out>/<row>/seed<k>
+    results = "benchmarks/results/table1_mre"  # table: <results>.md and <results>.csv
+    data_dir = "../shared/data/mnre"
+    seeds = [0, 1, 2]
+    set = ["images=blank"]                   # overrides for every row
+
+    [[row]]
+    name = "Proto"
+    config = "configs/mre_proto.toml"
+    set = []
+    paper = { P = 24.5, R = 27.2, F1 = 21.6, Acc = 38.0 }   # optional, shown beside
+
+Relative paths are read from the grid file's folder. A cell whose folder already holds a
+results.json made with the same resolved config is not run again, so an interrupted grid
+resumes where it stopped; a cell whose config changed is run afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zsmie.config import Config, ConfigError, config_to_dict, load_config
+from zsmie.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    name: str
+    config: Path
+    overrides: list[str] = field(default_factory=list)
+    paper: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.name).strip("_").lower()
+
+
+@dataclass
+class Grid:
+    name: str
+    out: Path
+    results: Path
+    seeds: list[int]
+    rows: list[Row]
+    data_dir: str = ""
+    overrides: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def cell_dir(self, row: Row, seed: int) -> Path:
+        return self.out / row.slug / f"seed{seed}"
+
+    def cell_config(self, row: Row, seed: int) -> Config:
+        config = load_config(row.config, [*self.overrides, *row.overrides, f"seed={seed}"])
+        if self.data_dir:
+            config.data.dir = self.data_dir
+        return config
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    return value
+
+
+def load_grid(path: str | Path) -> Grid:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: grid file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    base = path.parent
+
+    def resolve(value: str) -> Path:
+        return (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+    known = {"name", "out", "results", "seeds", "row", "data_dir", "set"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown} (known: {sorted(known)})")
+    rows = []
+    for i, row in enumerate(data.get("row", []), start=1):
+        where = f"{path}: row {i}"
+        if not {"name", "config"} <= set(row):
+            raise ConfigError(f"{where}: needs 'name' and 'config'")
+        rows.append(Row(row["name"], resolve(row["config"]),
+                        _strings(row.get("set", []), f"{where} set"), dict(row.get("paper", {}))))
+    if not rows:
+        raise ConfigError(f"{path}: no [[row]] tables")
+    if len({r.slug for r in rows}) != len(rows):
+        raise ConfigError(f"{path}: row names must be distinct")
+    name = data.get("name", path.stem)
+    return Grid(
+        name=name,
+        out=resolve(data.get("out", f"runs/{name}")),
+        results=resolve(data.get("results", f"runs/{name}/{name}")),
+        seeds=list(data.get("seeds", [0, 1, 2])),
+        rows=rows,
+        data_dir=str(resolve(data["data_dir"])) if data.get("data_dir") else "",
+        overrides=_strings(data.get("set", []), f"{path}: set"),
+        source=str(path),
+    )
+
+
+def finished(cell: Path, config: Config) -> bool:
+    """A cell is done when its results.json exists and its saved config equals `config`."""
+    if not (cell / "results.json").is_file() or not (cell / "config.toml").is_file():
+        return False
+    try:
+        saved = load_config(cell / "config.toml")
+    except ConfigError:
+        return False
+    return config_to_dict(saved) == config_to_dict(config)
+
+
+def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
+    """Run every unfinished cell; returns one record per cell (its results.json, loaded)."""
+    from zsmie.training.trainer import train
+
+    records = []
+    for row in grid.rows:
+        if only_rows and row.name not in only_rows:
+            continue
+        for seed in grid.seeds:
+            cell = grid.cell_dir(row, seed)
+            config = grid.cell_config(row, seed)
+            if finished(cell, config):
+                log.info("%s seed %d: done earlier, kept (%s)", row.name, seed, cell)
+            else:
+                log.info("%s seed %d: running in %s", row.name, seed, cell)
+                start = time.time()
+                train(config, cell)
+                log.info("%s seed %d: %.0f s", row.name, seed, time.time() - start)
+            results = json.loads((cell / "results.json").read_text(encoding="utf-8"))
+            records.append({"row": row.name, "seed": seed, "dir": str(cell), **results})
+    return records
+
+
+def write_table(grid: Grid, records: list[dict], command: str = "", notes: str = "") -> str:
+    """Markdown and CSV tables of mean +- std over seeds; returns the markdown."""
+    from zsmie.experiments.tables import results_table
+
+    markdown, csv_text = results_table(grid, records, command=command, notes=notes)
+    atomic_write_text(grid.results.with_suffix(".md"), markdown)
+    atomic_write_text(grid.results.with_suffix(".csv"), csv_text)
+    return markdown
