@@ -15,7 +15,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from zsmie.config import Config
-from zsmie.data.batching import BalancedBatchSampler, SampleDataset, collate
+from zsmie.data.batching import (
+    BalancedBatchSampler,
+    SampleDataset,
+    ShuffledBatchSampler,
+    collate,
+)
 from zsmie.data.datasets import LABEL_ABBREVIATIONS, cap_per_label, load_samples
 from zsmie.data.images import ImageReport, apply_image_policy
 from zsmie.data.labels import label_texts
@@ -145,15 +150,9 @@ def loaders(prepared: Prepared, config: Config) -> dict[str, DataLoader]:
     collate_fn = functools.partial(collate, pad_id=pad)
     train = prepared.datasets["train"]
     steps = config.train.steps_per_epoch or math.ceil(len(train) / config.train.batch_size)
-    if config.train.balanced:
-        sampler = BalancedBatchSampler(train.labels, config.train.batch_size, steps, config.seed)
-        train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate_fn)
-    else:
-        generator = torch.Generator().manual_seed(config.seed)
-        train_loader = DataLoader(
-            train, batch_size=config.train.batch_size, shuffle=True, drop_last=True,
-            collate_fn=collate_fn, generator=generator,
-        )
+    sampler_type = BalancedBatchSampler if config.train.balanced else ShuffledBatchSampler
+    sampler = sampler_type(train.labels, config.train.batch_size, steps, config.seed)
+    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate_fn)
     out = {"train": train_loader}
     for name in ("val", "test"):
         out[name] = DataLoader(

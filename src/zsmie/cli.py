@@ -64,23 +64,34 @@ def splits(
 
 @app.command()
 def train(
-    config: Path = typer.Option(..., help="TOML config file"),
-    out: Path = typer.Option(..., help="run folder to write"),
+    config: Path | None = typer.Option(None, help="TOML config file"),
+    out: Path | None = typer.Option(None, help="run folder to write"),
     data_dir: Path | None = typer.Option(None, help="dataset folder (sets data.dir)"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
+    resume: Path | None = typer.Option(None, help="continue this run folder after a crash"),
 ) -> None:
     """Train a model, select it on validation, and write test metrics to OUT/results.json."""
+    from zsmie.training.trainer import NonFiniteLoss, resume_run
     from zsmie.training.trainer import train as run_training
 
-    _setup_logging(out)
+    if resume is None and (config is None or out is None):
+        _fail(ConfigError("train needs --config and --out (or --resume RUN)"))
+    run = resume if resume is not None else out
+    _setup_logging(run)
     try:
-        cfg = load_config(config, set_)
-        if data_dir is not None:
-            cfg.data.dir = str(data_dir)
-        results = run_training(cfg, out)
-    except USER_ERRORS as exc:
+        if resume is not None:
+            if config is not None or set_ or data_dir is not None:
+                raise ConfigError("--resume continues a run with its saved config.toml; "
+                                  "--config, --set and --data-dir are not accepted with it")
+            results = resume_run(resume)
+        else:
+            cfg = load_config(config, set_)
+            if data_dir is not None:
+                cfg.data.dir = str(data_dir)
+            results = run_training(cfg, out)
+    except (*USER_ERRORS, NonFiniteLoss) as exc:
         _fail(exc)
-    _print_json({"run": str(out), "best_epoch": results["best_epoch"], "test": _brief(results)})
+    _print_json({"run": str(run), "best_epoch": results["best_epoch"], "test": _brief(results)})
 
 
 @app.command()

@@ -134,3 +134,15 @@ class BalancedBatchSampler(Sampler[list[int]]):
                     batch.append(int(pools[c][cursors[c]]))
                     cursors[c] += 1
             yield batch
+
+
+class ShuffledBatchSampler(BalancedBatchSampler):
+    """Plain shuffled batches (`train.balanced = false`), drawn like the balanced ones from
+    (seed, epoch), so that a resumed run replays an epoch exactly."""
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = sum(len(idx) for idx in self.by_label)
+        order = rng.permutation(n)
+        for step in range(min(self.steps, n // self.batch_size)):
+            yield [int(i) for i in order[step * self.batch_size : (step + 1) * self.batch_size]]

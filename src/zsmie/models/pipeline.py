@@ -83,14 +83,17 @@ class ZeroShotModel(nn.Module):
         state = self.trainable_state_dict()
         atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
-    @torch.no_grad()
     def load(self, path: Path) -> None:
-        state = load_file(str(path))
+        self.load_trainable(load_file(str(path)), str(path))
+
+    @torch.no_grad()
+    def load_trainable(self, state: dict[str, Tensor], source: str = "checkpoint") -> None:
+        """Load what `trainable_state_dict` saved; any other key set is a clear error."""
         expected = set(self.trainable_state_dict())
         absent, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if absent or unexpected:
             raise ValueError(
-                f"{path}: weights do not fit this model (missing {absent[:5]}, "
+                f"{source}: weights do not fit this model (missing {absent[:5]}, "
                 f"unexpected {unexpected[:5]})"
             )
         self.load_state_dict(state, strict=False)

@@ -1,7 +1,9 @@
 """The training loop: balanced batches, Adam, early stopping on validation macro-F1, best
 weights in safetensors, per-epoch metrics in metrics.jsonl, test metrics in results.json.
 
-Runs on Hugging Face Accelerate: one CPU process, one GPU, or `accelerate launch` on many.
+Runs on Hugging Face Accelerate: one CPU process, one GPU, or several processes under
+`accelerate launch` / `torchrun`. A checkpoint at the end of every epoch lets a killed run
+resume (`resume=True`) and finish with the same results as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -14,107 +16,132 @@ import torch
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from zsmie.assemble import loaders, make_accelerator, prepare
-from zsmie.config import Config, save_config
-from zsmie.data.batching import BalancedBatchSampler
+from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
+from zsmie.config import Config, load_config, save_config
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
+from zsmie.training.checkpoint import TrainState, load_checkpoint, save_checkpoint, trim_metrics
 
 log = logging.getLogger(__name__)
+SUMMARY = ("precision", "recall", "f1", "accuracy")
 
 
 class NonFiniteLoss(RuntimeError):
     """A loss term became NaN or infinite; the last good checkpoint is kept."""
 
 
-def train(config: Config, out_dir: str | Path) -> dict:
+def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, out: Path) -> None:
+    for name, value in terms.items():
+        if not torch.isfinite(value):
+            raise NonFiniteLoss(
+                f"epoch {epoch} step {step}: loss term {name!r} is {value.item()}; stopped. "
+                f"The last good weights stay in {out / 'best.safetensors'} and the last "
+                f"complete epoch in {out / 'checkpoint'}"
+            )
+
+
+def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out):
+    """One pass over the training batches; returns the mean of each logged loss term."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}  # a term can be absent from a step (no images in it)
+    show = config.train.progress and accelerator.is_local_main_process
+    bar = tqdm(loader, desc=f"epoch {epoch}/{config.train.epochs}", disable=not show, leave=False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    for step, batch in enumerate(bar, start=1):
+        output = model(batch, prototypes())
+        adversary = head.adversary_step(output)  # MG-VAT: tau moves first (Eq. 12)
+        loss, terms = head.loss(output, batch.labels)
+        check_finite(terms, epoch, step, out)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if config.train.grad_clip > 0:
+            accelerator.clip_grad_norm_(params, config.train.grad_clip)
+        optimizer.step()
+        logged = {**{k: float(v.detach()) for k, v in terms.items()}, **adversary}
+        for name, value in logged.items():
+            sums[name] = sums.get(name, 0.0) + value
+            counts[name] = counts.get(name, 0) + 1
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    return {name: total / counts[name] for name, total in sums.items()}
+
+
+def start_run(config: Config, out: Path, resume: bool, main: bool) -> None:
+    if not main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        return
+    save_config(config, out / "config.toml")
+    (out / "metrics.jsonl").write_text("", encoding="utf-8")  # a fresh log per run
+
+
+def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
     """Train, select on validation, test; returns the results written to results.json."""
     out = Path(out_dir)
     start = time.time()
     accelerator = make_accelerator(config)
+    main = accelerator.is_main_process
     set_seed(config.seed)
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.toml")
-        (out / "metrics.jsonl").write_text("", encoding="utf-8")  # a fresh log per run
-    prepared = prepare(config, accelerator.device)
-    if accelerator.is_main_process:
+    start_run(config, out, resume, main)
+    prepared: Prepared = prepare(config, accelerator.device)
+    if main:
         atomic_write_json(out / "data.json", prepared.data_summary())
-    model = prepared.model
-    head = model.head
-    params = [p for p in model.parameters() if p.requires_grad]
+    head = prepared.model.head
+    params = [p for p in prepared.model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params or [torch.zeros(0, requires_grad=True)],
                                  lr=config.train.lr, weight_decay=config.train.weight_decay)
     data = loaders(prepared, config)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
-        model, optimizer, data["train"], data["val"], data["test"]
+        prepared.model, optimizer, data["train"], data["val"], data["test"]
     )
     core = accelerator.unwrap_model(model)
+    state = load_checkpoint(out, core, optimizer) if resume else TrainState()
+    if resume:
+        log.info("resuming %s after epoch %d (best %d)", out, state.epoch, state.best_epoch)
+        if main:
+            trim_metrics(out / "metrics.jsonl", state.epoch)
     cache: dict = {}
     train_texts = prepared.texts("train")
     metadata = {"model": config.model.name, "text": core.text.identity}
-    best_f1, best_epoch, waited = -1.0, 0, 0
-    show = config.train.progress and accelerator.is_local_main_process
+    if not head.trainable:  # nothing to train: evaluated as built
+        state.stopped = True
+        if main:
+            core.save(out / "best.safetensors", metadata)
 
-    epochs = config.train.epochs if head.trainable else 0
-    if not head.trainable and accelerator.is_main_process:
-        core.save(out / "best.safetensors", metadata)  # nothing to train: evaluate as built
-    for epoch in range(1, epochs + 1):
-        model.train()
-        sampler = getattr(data["train"], "batch_sampler", None)
-        if isinstance(sampler, BalancedBatchSampler):
-            sampler.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}  # a term can be absent from a step (no images in it)
-        steps = 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.train.epochs}", disable=not show,
-                   leave=False)
-        for batch in bar:
-            prototypes = label_prototypes(core, train_texts, cache)
-            output = model(batch, prototypes)
-            adversary = head.adversary_step(output)  # MG-VAT: tau moves first (Eq. 12)
-            loss, terms = head.loss(output, batch.labels)
-            for name, value in terms.items():
-                if not torch.isfinite(value):
-                    raise NonFiniteLoss(
-                        f"epoch {epoch} step {steps + 1}: loss term {name!r} is {value.item()}; "
-                        f"stopping, the last good weights stay in {out / 'best.safetensors'}"
-                    )
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            if config.train.grad_clip > 0:
-                accelerator.clip_grad_norm_(params, config.train.grad_clip)
-            optimizer.step()
-            steps += 1
-            logged = {**{k: float(v.detach()) for k, v in terms.items()}, **adversary}
-            for name, value in logged.items():
-                sums[name] = sums.get(name, 0.0) + value
-                counts[name] = counts.get(name, 0) + 1
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-
+    while not state.stopped and state.epoch < config.train.epochs:
+        epoch = state.epoch + 1
+        # Batches are a function of (seed, epoch), so a resumed run replays them exactly; the
+        # prepared loader passes the epoch on to the sampler (and keeps its own count in step).
+        train_loader.set_epoch(epoch)
+        losses = train_epoch(
+            model, head, optimizer, train_loader,
+            lambda: label_prototypes(core, train_texts, cache), accelerator, config, epoch, out,
+        )
         val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
-        record = {
-            "epoch": epoch,
-            "steps": steps,
-            "train": {name: total / counts[name] for name, total in sums.items()},
-            "val": {k: val[k] for k in ("precision", "recall", "f1", "accuracy")},
-            "elapsed_s": round(time.time() - start, 2),
-        }
-        improved = val["f1"] > best_f1
+        improved = val["f1"] > state.best_f1
         if improved:
-            best_f1, best_epoch, waited = val["f1"], epoch, 0
-            if accelerator.is_main_process:
+            state.best_f1, state.best_epoch, state.waited = val["f1"], epoch, 0
+            if main:
                 core.save(out / "best.safetensors", metadata)
         else:
-            waited += 1
-        record["best_epoch"] = best_epoch
-        if accelerator.is_main_process:
-            append_jsonl(out / "metrics.jsonl", record)
-        log.info("epoch %d: train %s val f1 %.4f acc %.4f%s", epoch, record["train"], val["f1"],
+            state.waited += 1
+        state.epoch = epoch
+        state.stopped = state.waited >= config.train.patience
+        if main:
+            append_jsonl(out / "metrics.jsonl", {
+                "epoch": epoch,
+                "steps": len(train_loader),
+                "train": losses,
+                "val": {k: val[k] for k in SUMMARY},
+                "best_epoch": state.best_epoch,
+                "elapsed_s": round(time.time() - start, 2),
+            })
+            save_checkpoint(out, core, optimizer, state)
+        log.info("epoch %d: train %s val f1 %.4f acc %.4f%s", epoch, losses, val["f1"],
                  val["accuracy"], " (best)" if improved else "")
-        if waited >= config.train.patience:
-            log.info("early stop: no validation gain for %d epochs", waited)
-            break
+        if state.stopped:
+            log.info("early stop: no validation gain for %d epochs", state.waited)
 
     accelerator.wait_for_everyone()
     core.load(out / "best.safetensors")
@@ -122,13 +149,21 @@ def train(config: Config, out_dir: str | Path) -> dict:
         "model": config.model.name,
         "task": config.task,
         "seed": config.seed,
-        "best_epoch": best_epoch,
+        "best_epoch": state.best_epoch,
         "val": evaluate_part(prepared, model, val_loader, "val", accelerator, cache),
         "test": evaluate_part(prepared, model, test_loader, "test", accelerator, cache),
         "data": prepared.data_summary(),
         "wall_time_s": round(time.time() - start, 2),
         "processes": accelerator.num_processes,
     }
-    if accelerator.is_main_process:
+    if main:
         atomic_write_json(out / "results.json", results)
     return results
+
+
+def resume_run(run: str | Path) -> dict:
+    """Continue a run folder from its last complete epoch (`zsmie train --resume RUN`)."""
+    run = Path(run)
+    if not (run / "config.toml").is_file():
+        raise FileNotFoundError(f"{run}: no config.toml; not a zsmie run folder")
+    return train(load_config(run / "config.toml"), run, resume=True)

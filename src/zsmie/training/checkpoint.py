@@ -1,0 +1,77 @@
+"""End-of-epoch checkpoints for `zsmie train --resume RUN`.
+
+`RUN/checkpoint/` holds the trainable weights and RNG states (safetensors), the optimiser
+state (torch.save, read back with weights_only=True: no code is ever unpickled) and
+`state.json` (epoch, best F1, patience counter). Every file is written atomically and
+`state.json` last: it is the commit point, so a run killed anywhere resumes from the last
+complete epoch, and replays the interrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from zsmie.io import atomic_write, atomic_write_json, read_jsonl
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # last completed epoch
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    waited: int = 0  # epochs without validation gain
+    stopped: bool = False  # early stopping fired
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            state[f"cuda{i}"] = s
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = [state[k] for k in sorted(state) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(run: Path, model, optimizer, state: TrainState) -> None:
+    folder = run / CHECKPOINT
+    weights = {f"model.{k}": v for k, v in model.trainable_state_dict().items()}
+    weights.update({f"rng.{k}": v for k, v in rng_state().items()})
+    atomic_write(folder / "last.safetensors", lambda tmp: save_file(weights, str(tmp)))
+    atomic_write(folder / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
+    atomic_write_json(folder / "state.json", asdict(state))
+
+
+def load_checkpoint(run: Path, model, optimizer) -> TrainState:
+    """Restore weights, optimiser and RNG; a run without a checkpoint starts at epoch 0."""
+    folder = run / CHECKPOINT
+    if not (folder / "state.json").is_file():
+        return TrainState()
+    state = TrainState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))
+    tensors = load_file(str(folder / "last.safetensors"))
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_trainable(weights, str(folder / "last.safetensors"))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    set_rng_state({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")})
+    return state
+
+
+def trim_metrics(path: Path, last_epoch: int) -> None:
+    """Drop metrics lines of epochs after the checkpoint (an epoch that is replayed)."""
+    if not path.is_file():
+        return
+    kept = [r for r in read_jsonl(path) if r.get("epoch", 0) <= last_epoch]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
