@@ -77,11 +77,15 @@ def test_dropped_mentions_are_logged(caplog):
 
 def test_bad_posts_name_their_file_line_and_field(tmp_path):
     good = ["A post about Oslo.", "https://x.org/a/b.jpg", "news", [["Oslo", "Location", 13, 17, ""]]]
+    odd = ["A post about Oslo.", "https://x.org/a/b.jpg", "news", [["Osl", "Site", 13, 17, ""]]]
     bad = ["Short.", "https://x.org/a/c.jpg", "news", [["Oslo", "Location", 13, 17, ""]]]
+    (tmp_path / "valid.json").write_text("[]")
+    (tmp_path / "test.json").write_text(json.dumps([good, odd]))
+    (tmp_path / "train.json").write_text(json.dumps([good]))
+    samples, report = read_wikidiverse_report(tmp_path)  # a mention text off its span: kept, told
+    assert len(samples) == 3 and report.mismatched == ["test.json:1 mentions[0]: 'Osl' vs 'Oslo'"]
     (tmp_path / "train.json").write_text(
         "[\n" + json.dumps(good) + ",\n" + json.dumps(good) + ",\n" + json.dumps(bad) + "\n]")
-    (tmp_path / "valid.json").write_text("[]")
-    (tmp_path / "test.json").write_text("[]")
     with pytest.raises(DataError, match=r"train.json:4: field 'mentions\[0\]' character span "
                                         r"\[13, 17\) does not cover text in the 6 characters"):
         read_wikidiverse_report(tmp_path)
