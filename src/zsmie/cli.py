@@ -131,6 +131,63 @@ def experiment(
     typer.echo(write_table(grid, records, command=command))
 
 
+figures = typer.Typer(no_args_is_help=True, help="The paper's analysis figures, as PNG files.")
+app.add_typer(figures, name="figures")
+
+
+@figures.command("sweep")
+def figures_sweep(
+    grid: Path = typer.Option(..., help="a grid TOML whose cells have run (e.g. experts_sweep)"),
+    key: str = typer.Option(..., help="the swept config key: model.experts, model.beta, ..."),
+    out: Path | None = typer.Option(None, help="PNG to write (default: beside the grid's table)"),
+) -> None:
+    """Test F1 and accuracy against a swept setting, mean +- std over seeds (Figures 3, 4)."""
+    from zsmie.experiments.figures import sweep_figure
+
+    _setup_logging()
+    try:
+        typer.echo(str(sweep_figure(grid, key, out)))
+    except USER_ERRORS as exc:
+        _fail(exc)
+
+
+@figures.command("experts")
+def figures_experts(
+    run: Path = typer.Option(..., help="a finished MG-VMoE run folder"),
+    out: Path | None = typer.Option(None, help="PNG to write (default: RUN/experts.png)"),
+    data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+) -> None:
+    """Per-expert P / R / F1 with one expert forced on at a time (Figure 5)."""
+    from zsmie.experiments.figures import experts_figure
+
+    _setup_logging()
+    try:
+        typer.echo(str(experts_figure(run, out, str(data_dir) if data_dir else None)))
+    except USER_ERRORS as exc:
+        _fail(exc)
+
+
+@figures.command("tsne")
+def figures_tsne(
+    run: list[Path] = typer.Option(..., help="finished run folders, one panel each (repeatable)"),
+    name: list[str] = typer.Option([], help="panel titles, one per --run (repeatable)"),
+    label: list[str] = typer.Option([], help="plot only these labels (repeatable)"),
+    out: Path | None = typer.Option(None, help="PNG to write (default: first RUN/tsne.png)"),
+    data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+    seed: int = typer.Option(0, help="t-SNE random state"),
+) -> None:
+    """t-SNE of the test samples' embeddings coloured by label, runs side by side (Figure 6)."""
+    from zsmie.experiments.figures import tsne_figure
+
+    _setup_logging()
+    try:
+        path = tsne_figure(run, out, name or None, label or None,
+                           str(data_dir) if data_dir else None, seed)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    typer.echo(str(path))
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),

@@ -13,10 +13,12 @@ from zsmie.data.jsonl import read_jsonl
 from zsmie.data.mnre import ABBREVIATIONS as MNRE_ABBREVIATIONS
 from zsmie.data.mnre import read_mnre
 from zsmie.data.sample import DataError, Sample
+from zsmie.data.wikidiverse import read_wikidiverse
 
-FORMATS = ("mnre", "jsonl", "demo")
-# Abbreviations used to spell out clashing label names (see zsmie.data.labels).
-LABEL_ABBREVIATIONS = {"mnre": MNRE_ABBREVIATIONS, "demo": {}, "jsonl": {}}
+FORMATS = ("mnre", "wikidiverse", "jsonl", "demo")
+# Abbreviations used to spell out clashing label names (see zsmie.data.labels); WikiDiverse
+# types are plain words ("People", "APP") and never clash.
+LABEL_ABBREVIATIONS = {"mnre": MNRE_ABBREVIATIONS, "wikidiverse": {}, "demo": {}, "jsonl": {}}
 
 
 def demo_path() -> Path:
@@ -64,6 +66,8 @@ def load_samples(config: Config) -> list[Sample]:
             raise DataError(f"data.format = {data.format!r} needs a data folder (--data-dir)")
         if data.format == "mnre":
             samples = read_mnre(data.dir, data.image_dir or None)
+        elif data.format == "wikidiverse":
+            samples = read_wikidiverse(data.dir, data.image_dir or None)
         else:
             samples = read_jsonl_source(Path(data.dir))
     for sample in samples:

@@ -69,6 +69,20 @@ def gather_entity_vector(states: Tensor, markers: Tensor) -> Tensor:
     return torch.cat([states[:, 0], marked.flatten(1)], dim=-1)
 
 
+def entity_token_mask(input_ids: Tensor, marker_ids: tuple[int, ...]) -> Tensor:
+    """True from each opening marker to its closing one, both included.
+
+    input_ids [B, L], marker_ids ([E1], [/E1], [E2], [/E2]) -> [B, L] bool. A span whose
+    closing marker was cropped away runs to the end of the sequence.
+    """
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for opener, closer in zip(marker_ids[::2], marker_ids[1::2], strict=True):
+        opened = (input_ids == opener).cumsum(1)  # [B, L]
+        is_closer = input_ids == closer
+        mask |= (opened > is_closer.cumsum(1)) | (is_closer & (opened > 0))
+    return mask
+
+
 class TextEncoder(nn.Module):
     """A Hugging Face text encoder with entity markers; frozen or fine-tuned."""
 

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from zsmie.assemble import loaders, make_accelerator, prepare
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader
+
+from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import load_config
 from zsmie.evaluation.predict import evaluate_part
 
 
-def evaluate_run(
+@dataclass
+class LoadedRun:
+    """A finished run, ready to evaluate: its data, and its model with the best weights."""
+
+    prepared: Prepared
+    accelerator: Accelerator
+    model: nn.Module  # prepared.model as returned by accelerator.prepare
+    loaders: dict[str, DataLoader]  # "val", "test"
+
+    def evaluate(self, part: str) -> dict:
+        return evaluate_part(self.prepared, self.model, self.loaders[part], part, self.accelerator)
+
+
+def load_run(
     run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
-) -> dict:
-    """Test (and validation) metrics recomputed from the saved weights of `run_dir`.
+) -> LoadedRun:
+    """Rebuild `run_dir`'s data and model from config.toml and load best.safetensors.
 
     `overrides` change evaluation-time settings (`model.force_expert=3`); overriding
     anything that shapes the weights makes loading them fail with a clear error.
@@ -29,7 +47,15 @@ def evaluate_run(
     prepared.model.load(run / "best.safetensors")
     data = loaders(prepared, config)
     model, val_loader, test_loader = accelerator.prepare(prepared.model, data["val"], data["test"])
-    return {
-        "val": evaluate_part(prepared, model, val_loader, "val", accelerator),
-        "test": evaluate_part(prepared, model, test_loader, "test", accelerator),
-    }
+    return LoadedRun(prepared, accelerator, model, {"val": val_loader, "test": test_loader})
+
+
+def evaluate_run(
+    run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
+) -> dict:
+    """Test (and validation) metrics recomputed from the saved weights of `run_dir`.
+
+    `overrides` as in `load_run`, e.g. ["model.force_expert=3"].
+    """
+    loaded = load_run(run_dir, data_dir, overrides)
+    return {"val": loaded.evaluate("val"), "test": loaded.evaluate("test")}

@@ -146,9 +146,28 @@ def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
                 start = time.time()
                 train(config, cell)
                 log.info("%s seed %d: %.0f s", row.name, seed, time.time() - start)
-            results = json.loads((cell / "results.json").read_text(encoding="utf-8"))
-            records.append({"row": row.name, "seed": seed, "dir": str(cell), **results})
+            records.append(cell_record(row, seed, cell))
     return records
+
+
+def cell_record(row: Row, seed: int, cell: Path) -> dict:
+    results = json.loads((cell / "results.json").read_text(encoding="utf-8"))
+    return {"row": row.name, "seed": seed, "dir": str(cell), **results}
+
+
+def collect_records(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
+    """The records of the cells that have a results.json, running nothing (for figures).
+
+    Unlike `run_grid`, a cell is taken as it is, whatever config it ran with: its own
+    config.toml tells what it was.
+    """
+    return [
+        cell_record(row, seed, grid.cell_dir(row, seed))
+        for row in grid.rows
+        if not only_rows or row.name in only_rows
+        for seed in grid.seeds
+        if (grid.cell_dir(row, seed) / "results.json").is_file()
+    ]
 
 
 def write_table(grid: Grid, records: list[dict], command: str = "", notes: str = "") -> str:

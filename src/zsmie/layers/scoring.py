@@ -24,7 +24,11 @@ def identity_average_(linear: nn.Linear) -> None:
 
 
 class PrototypeScorer(nn.Module):
-    """Projects samples [B, d_s] and label prototypes [C, d_l] to [*, h] and scores them."""
+    """Projects samples [B, d_s] and label prototypes [C, d_l] to [*, h] and scores them.
+
+    `fixed_labels=True` projects the samples only, into the label encoder's own space
+    (ZS-BERT): prototypes are scored as they are, so `proj_dim` must equal `label_dim`.
+    """
 
     def __init__(
         self,
@@ -35,13 +39,17 @@ class PrototypeScorer(nn.Module):
         score: str = "dot",
         scale: float = 1.0,
         dropout: float = 0.1,
+        fixed_labels: bool = False,
     ) -> None:
         super().__init__()
+        if fixed_labels and proj_dim != label_dim:
+            raise ValueError(f"fixed labels need proj_dim {proj_dim} == label_dim {label_dim}")
         self.sample_proj = nn.Linear(sample_dim, proj_dim)
-        self.label_proj = nn.Linear(label_dim, proj_dim)
+        self.label_proj = None if fixed_labels else nn.Linear(label_dim, proj_dim)
         if init == "identity":
             identity_average_(self.sample_proj)
-            identity_average_(self.label_proj)
+            if self.label_proj is not None:
+                identity_average_(self.label_proj)
         self.dropout = nn.Dropout(dropout)
         self.score, self.scale = score, scale
 
@@ -49,6 +57,8 @@ class PrototypeScorer(nn.Module):
         return self.sample_proj(self.dropout(samples))  # [B, h]
 
     def embed_labels(self, prototypes: Tensor) -> Tensor:
+        if self.label_proj is None:
+            return prototypes  # [C, h], h = d_l
         return self.label_proj(self.dropout(prototypes))  # [C, h]
 
     def forward(self, samples: Tensor, prototypes: Tensor) -> tuple[Tensor, Tensor]:

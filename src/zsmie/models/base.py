@@ -20,6 +20,7 @@ class Features:
     has_image: Tensor  # [B] bool
     image: Tensor | None = None  # [B, P, d_v] patch tokens V (zeros where no image)
     image_mask: Tensor | None = None  # [B, P] bool, false for every token of an imageless sample
+    entity_mask: Tensor | None = None  # [B, L] bool, true at entity tokens and their markers
 
 
 @dataclass

@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from zsmie.data.batching import Batch
-from zsmie.encoders.text import TextEncoder, gather_entity_vector
+from zsmie.encoders.text import TextEncoder, entity_token_mask, gather_entity_vector
 from zsmie.encoders.vision import VisionEncoder
 from zsmie.io import atomic_write
 from zsmie.models.base import Features, HeadOutput, ZeroShotHead
@@ -56,6 +56,7 @@ class ZeroShotModel(nn.Module):
             has_image=batch.has_image,
             image=image,
             image_mask=image_mask,
+            entity_mask=entity_token_mask(batch.input_ids, self.text.marker_ids),
         )
 
     def prototypes(self, label_texts: list[str]) -> Tensor:

@@ -6,9 +6,12 @@ from collections.abc import Callable
 
 from zsmie.config import Config, ConfigError
 from zsmie.models.base import ZeroShotHead
+from zsmie.models.matching import RelationMatching
 from zsmie.models.mgvmoe import MGVMoE
+from zsmie.models.mmproto import MMProto
 from zsmie.models.proto import Proto
 from zsmie.models.similarity import SentenceSimilarity
+from zsmie.models.zsbert import ZSBert
 
 
 def scorer_options(config: Config) -> dict:
@@ -53,10 +56,37 @@ def _similarity(config: Config, text_dim: int, vision_dim: int, n_markers: int) 
     return SentenceSimilarity()
 
 
+def _mmproto(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    proj = config.model.proj_dim or text_dim
+    return MMProto((n_markers + 1) * text_dim, text_dim, vision_dim, proj, **scorer_options(config))
+
+
+def _zsbert(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    if config.model.proj_dim not in (0, text_dim):
+        raise ConfigError(
+            f"model.proj_dim = {config.model.proj_dim}: zsbert projects samples into the label "
+            f"embedding space, of the text encoder's size {text_dim}; leave it 0"
+        )
+    return ZSBert(text_dim, n_markers, **scorer_options(config))
+
+
+def _matching(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    if config.task != "mre":
+        raise ConfigError(
+            f"model.name = 'matching' matches a head and a tail entity: relation extraction "
+            f"only (task = 'mre'), not task = {config.task!r}"
+        )
+    proj = config.model.proj_dim or text_dim
+    return RelationMatching(text_dim, proj, **scorer_options(config))
+
+
 BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {
     "proto": _proto,
     "mgvmoe": _mgvmoe,
     "similarity": _similarity,
+    "mmproto": _mmproto,
+    "zsbert": _zsbert,
+    "matching": _matching,
 }
 
 
