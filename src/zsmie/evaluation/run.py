@@ -5,8 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from zsmie.assemble import loaders, make_accelerator, prepare
-from zsmie.config import load_config
+from zsmie.config import Config, load_config
 from zsmie.evaluation.predict import evaluate_part
+
+
+def load_run_config(
+    run: Path, data_dir: str | None = None, overrides: list[str] | None = None
+) -> Config:
+    """The resolved config of a finished run folder (config.toml + best.safetensors)."""
+    for name in ("config.toml", "best.safetensors"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
+    config = load_config(run / "config.toml", overrides)
+    if data_dir:
+        config.data.dir = str(data_dir)
+    return config
 
 
 def evaluate_run(
@@ -18,12 +31,7 @@ def evaluate_run(
     anything that shapes the weights makes loading them fail with a clear error.
     """
     run = Path(run_dir)
-    for name in ("config.toml", "best.safetensors"):
-        if not (run / name).is_file():
-            raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
-    config = load_config(run / "config.toml", overrides)
-    if data_dir:
-        config.data.dir = str(data_dir)
+    config = load_run_config(run, data_dir, overrides)
     accelerator = make_accelerator(config)
     prepared = prepare(config, accelerator.device)
     prepared.model.load(run / "best.safetensors")

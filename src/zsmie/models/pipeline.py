@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -85,7 +86,11 @@ class ZeroShotModel(nn.Module):
 
     @torch.no_grad()
     def load(self, path: Path) -> None:
-        state = load_file(str(path))
+        """Weights from safetensors only: a file holding anything else (a pickle) is refused."""
+        try:
+            state = load_file(str(path))
+        except SafetensorError as exc:
+            raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
         expected = set(self.trainable_state_dict())
         absent, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if absent or unexpected:

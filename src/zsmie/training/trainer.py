@@ -1,5 +1,6 @@
 """The training loop: balanced batches, Adam, early stopping on validation macro-F1, best
-weights in safetensors, per-epoch metrics in metrics.jsonl, test metrics in results.json.
+weights in safetensors, per-epoch metrics in metrics.jsonl, test metrics in results.json,
+the open-set threshold (calibrated on validation) in open_set.json.
 
 Runs on Hugging Face Accelerate: one CPU process, one GPU, or `accelerate launch` on many.
 """
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 from zsmie.assemble import loaders, make_accelerator, prepare
 from zsmie.config import Config, save_config
 from zsmie.data.batching import BalancedBatchSampler
+from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
 
@@ -130,5 +132,9 @@ def train(config: Config, out_dir: str | Path) -> dict:
         "processes": accelerator.num_processes,
     }
     if accelerator.is_main_process:
+        # Cheap (two passes over validation): the "none of these" threshold for `predict`.
+        open_set = calibrate_prepared(prepared, core, out, accelerator.device)
+        if open_set is not None:
+            results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
         atomic_write_json(out / "results.json", results)
     return results
