@@ -152,8 +152,14 @@ def test_check_survives_arbitrary_json(records):
     _check_never_crashes("\n".join(json.dumps(r) for r in records).encode())
 
 
-def test_check_survives_deep_nesting_and_huge_numbers():
-    _check_never_crashes(b"[" * 100_000 + b"\n" + b'{"head": [0, 1' + b"0" * 5000 + b"]}\n")
+def test_check_survives_extreme_lines():
+    name_too_long = json.dumps({**GOOD, "image": "a" * 5000}).encode()  # the OS refuses the name
+    _check_never_crashes(b"[" * 100_000 + b"\n" + b'{"head": [0, 1' + b"0" * 5000 + b"]}\n"
+                         + name_too_long + b"\n" + b"\x00" * 1000)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "f.jsonl").write_bytes(name_too_long)
+        [problem] = check_jsonl(Path(folder) / "f.jsonl").problems
+    assert problem.line == 1 and problem.message.endswith("is missing")
 
 
 def test_convert_round_trips_pooled_mnre(mnre_dir, tmp_path):

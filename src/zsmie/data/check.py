@@ -83,7 +83,7 @@ def _check_sample(sample: Sample, number: int, images: str, report: CheckReport)
     kind = "ok" if problem is None else "missing" if problem == "missing" else "unreadable"
     report.images[kind] += 1
     if problem is not None and images == "error":
-        report.add(number, f"field 'image' {sample.image!r} is {problem}")
+        report.add(number, f"field 'image' {sample.image!r:.120} is {problem}")
 
 
 def check_jsonl(path: str | Path, images: str = "error") -> CheckReport:

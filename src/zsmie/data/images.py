@@ -59,6 +59,14 @@ def _describe(exc: Exception) -> str:
     return f"unreadable ({type(exc).__name__})"
 
 
+def is_file(path: str | Path) -> bool:
+    """Path.is_file that is False, not an error, for a name the OS refuses (too long)."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
 def image_problem(path: str, decode: bool = False) -> str | None:
     """None if `path` opens as an image, else why not.
 
@@ -66,7 +74,7 @@ def image_problem(path: str, decode: bool = False) -> str | None:
     image, which also catches truncated files that a structure check lets through.
     """
     file = Path(path)
-    if not file.is_file():
+    if not is_file(file):
         return "missing"
     try:
         with _refuse_huge_images(), Image.open(file) as image:
@@ -102,7 +110,7 @@ def apply_image_policy(
         if len(report.examples) < 5:
             report.examples.append(f"{sample.source}: {sample.image} {problem}")
         if policy == "error":
-            total = sum(1 for s in samples if s.image is None or not Path(s.image).is_file())
+            total = sum(1 for s in samples if s.image is None or not is_file(s.image))
             raise DataError(
                 f"{sample.source}: field 'image' {sample.image!r} is {problem}; {total} of "
                 f"{len(samples)} samples have no image file. Set images=blank to keep them "
