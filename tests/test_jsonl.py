@@ -50,3 +50,23 @@ def test_bad_records_name_file_line_and_field(tmp_path, record, message):
     good = {"tokens": ["a", "b"], "head": [0, 1], "tail": [1, 2], "label": "x"}
     with pytest.raises(DataError, match=message):
         read_jsonl(write(tmp_path, good, record))
+
+
+def test_bytes_that_are_not_text_name_their_line(tmp_path):
+    good = json.dumps({"tokens": ["a", "b"], "head": [0, 1], "tail": [1, 2]}).encode()
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + good.replace(b'"a"', b'"\xe9"') + b"\n")
+    with pytest.raises(DataError, match=r"data.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 14\)"):
+        read_jsonl(path)
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + good.replace(b'"a"', b'"\\ud800"') + b"\n")
+    with pytest.raises(DataError, match=r"data.jsonl:2: field 'tokens' holds invalid Unicode"):
+        read_jsonl(path)
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n")  # a byte-order mark is fine
+    assert read_jsonl(path)[0].tokens == ("a", "b")
+
+
+def test_entities_and_texts_must_hold_text(tmp_path):
+    with pytest.raises(DataError, match=r"data.jsonl:1: field 'tail' span \[1, 2\) holds no text"):
+        read_jsonl(write(tmp_path, {"tokens": ["a", " "], "head": [0, 1], "tail": [1, 2]}))
+    with pytest.raises(DataError, match=r"data.jsonl:1: empty text"):
+        read_jsonl(write(tmp_path, {"tokens": [" ", "\t"], "head": [0, 1]}))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from zsmie.data.batching import (
 )
 from zsmie.data.datasets import LABEL_ABBREVIATIONS, cap_per_label, load_samples
 from zsmie.data.images import ImageReport, apply_image_policy
-from zsmie.data.labels import label_texts
+from zsmie.data.labels import label_texts, read_descriptions
 from zsmie.data.sample import Sample
 from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
 from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir
@@ -57,6 +58,22 @@ class Prepared:
                            for label in self.split.part(part)},
             "images": self.image_report.as_dict(),
         }
+
+
+def label_text_map(
+    config: Config, labels: list[str], descriptions: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """label -> the text its prototype is built from, as `config` says (training and prediction).
+
+    `descriptions`, when given, replaces the configured label text with these descriptions.
+    """
+    mode = config.label_text
+    if descriptions is None and mode == "description":
+        descriptions = read_descriptions(config.label_descriptions)
+    if descriptions is not None:
+        mode = "description"
+    abbreviations = LABEL_ABBREVIATIONS.get(config.data.format, {})
+    return dict(zip(labels, label_texts(labels, mode, abbreviations, descriptions), strict=True))
 
 
 def build_model(config: Config) -> ZeroShotModel:
@@ -109,10 +126,7 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     split = make_label_split(config.task, samples, config.seed)
     parts = samples_by_part(samples, split)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
-    all_labels = [label for name in PARTS for label in split.part(name)]
-    abbreviations = LABEL_ABBREVIATIONS.get(config.data.format, {})
-    texts = dict(zip(all_labels, label_texts(all_labels, config.label_text, abbreviations),
-                     strict=True))
+    texts = label_text_map(config, [label for name in PARTS for label in split.part(name)])
 
     model = build_model(config)
     if device is not None:

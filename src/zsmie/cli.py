@@ -206,6 +206,102 @@ def demo(
     _print_json({"run": str(out), "test": _brief(results)})
 
 
+@app.command()
+def predict(
+    run: Path = typer.Option(..., help="a finished run folder"),
+    input_file: Path = typer.Option(..., "--input", help="samples, JSONL (see README)"),
+    labels: str = typer.Option("", help='candidate labels, comma-separated: "a,b,c"'),
+    labels_file: Path | None = typer.Option(None, help="candidate labels, one per line"),
+    descriptions: str | None = typer.Option(
+        None, help="label -> description map (TOML/JSON file, or a packaged alias: mnre)"
+    ),
+    top_k: int = typer.Option(5, help="labels kept per sample, best first"),
+    open_set: bool = typer.Option(
+        False, "--open-set", help="answer 'none of these' under the run's calibrated threshold"
+    ),
+    images: str = typer.Option("error", help="a given image that is missing or unreadable: error | blank"),
+    output: Path | None = typer.Option(None, help="JSONL file to write (default: stdout)"),
+) -> None:
+    """Rank any labels (unseen in training) for each sample of a JSONL file."""
+    from zsmie.data.labels import read_label_file, split_labels
+    from zsmie.predict import predict_file
+
+    _setup_logging()
+    try:
+        if bool(labels) == (labels_file is not None):
+            raise DataError("give the candidate labels with exactly one of --labels or --labels-file")
+        candidates = read_label_file(labels_file) if labels_file is not None else split_labels(labels)
+        predictions = predict_file(run, input_file, candidates, descriptions, top_k, open_set,
+                                   images, output)
+    except (*USER_ERRORS, ValueError) as exc:
+        _fail(exc)
+    if output is None:
+        for prediction in predictions:
+            typer.echo(json.dumps(prediction.as_dict(), ensure_ascii=False))
+
+
+@app.command()
+def calibrate(
+    run: Path = typer.Option(..., help="a finished run folder"),
+    data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+) -> None:
+    """Choose the open-set threshold on the run's validation split; writes RUN/open_set.json."""
+    from zsmie.evaluation.open_set import calibrate_run
+
+    _setup_logging()
+    try:
+        record = calibrate_run(run, str(data_dir) if data_dir else None)
+    except (*USER_ERRORS, ValueError) as exc:
+        _fail(exc)
+    if record is None:
+        _fail(ValueError("the run's validation split has fewer than 2 labels: nothing to calibrate"))
+    _print_json({k: record[k] for k in ("threshold", "macro_f1", "accuracy", "labels", "samples")})
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Check and convert data files.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(
+    file: Path = typer.Argument(..., help="a JSONL data file"),
+    images: str = typer.Option(
+        "error", help="missing or unreadable images: error (a problem each) | blank (counted)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Report every problem of a JSONL data file with its line number, then a summary.
+
+    Exit code 0 if the file is clean, 1 if it has any problem."""
+    from zsmie.data.check import check_jsonl
+
+    try:
+        report = check_jsonl(file, images)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.format())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@data_app.command("convert")
+def data_convert(
+    data_format: str = typer.Option(..., "--format", help="any data.format: mnre, jsonl, ..."),
+    data_dir: Path = typer.Option(..., help="dataset folder (or file)"),
+    out: Path = typer.Option(..., help="JSONL file to write"),
+    task: str | None = typer.Option(None, help="mre or met (default: by format)"),
+    set_: list[str] = typer.Option([], "--set", help="override, e.g. data.image_dir=DIR"),
+) -> None:
+    """Convert a dataset to the project's JSONL format (atomically)."""
+    from zsmie.data.convert import convert_dataset
+
+    _setup_logging()
+    try:
+        count = convert_dataset(data_format, data_dir, out, task, set_)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_json({"out": str(out), "samples": count})
+
+
 def _brief(results: dict, part: str = "test") -> dict:
     keys = ("precision", "recall", "f1", "accuracy", "labels")
     return {k: results[part][k] for k in keys}

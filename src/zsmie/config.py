@@ -93,7 +93,10 @@ class Config:
     task: str = "mre"  # mre | met
     seed: int = 0
     images: str = "error"  # missing-image policy: error | blank
-    label_text: str = "name"  # raw | name
+    label_text: str = "name"  # raw | name | description
+    # label -> description map for label_text = "description": a TOML or JSON file, or a
+    # packaged alias ("mnre"); see zsmie.data.labels.
+    label_descriptions: str = ""
     # Frozen-encoder features on disk: "auto" ($ZSMIE_CACHE or ~/.cache/zsmie/features),
     # a folder, or "off".
     feature_cache: str = "auto"
@@ -107,7 +110,7 @@ class Config:
         choices = {
             "task": (self.task, {"mre", "met"}),
             "images": (self.images, {"error", "blank"}),
-            "label_text": (self.label_text, {"raw", "name"}),
+            "label_text": (self.label_text, {"raw", "name", "description"}),
             "model.score": (self.model.score, {"dot", "cosine"}),
             "model.proj_init": (self.model.proj_init, {"identity", "random"}),
             "model.fusion": (self.model.fusion, {"paper", "query"}),
@@ -130,6 +133,14 @@ class Config:
                 raise ConfigError(f"{key} = {value}: must be at least 1")
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        # A description map that nothing reads, or a description mode with no map, is a mistake.
+        if (self.label_text == "description") != bool(self.label_descriptions):
+            raise ConfigError(
+                f"label_text = {self.label_text!r} with label_descriptions = "
+                f"{self.label_descriptions!r}: label_text = \"description\" needs "
+                "label_descriptions (a TOML/JSON file or a packaged alias such as \"mnre\"), "
+                "and label_descriptions is only read with label_text = \"description\""
+            )
         return self
 
 

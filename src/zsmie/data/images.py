@@ -8,8 +8,10 @@ substituted (the authors' release silently used one fixed unrelated image).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,29 +40,65 @@ class ImageReport:
         return dataclasses.asdict(self)
 
 
-def image_problem(path: str) -> str | None:
-    """None if `path` opens as an image, else why not (header and structure check only)."""
+# What PIL raises on a file that is not a whole, decodable image of a sane size.
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning)
+
+
+@contextlib.contextmanager
+def _refuse_huge_images():
+    """PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse those images too."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return f"too large (over {Image.MAX_IMAGE_PIXELS} pixels)"
+    return f"unreadable ({type(exc).__name__})"
+
+
+def is_file(path: str | Path) -> bool:
+    """Path.is_file that is False, not an error, for a name the OS refuses (too long)."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+def image_problem(path: str, decode: bool = False) -> str | None:
+    """None if `path` opens as an image, else why not.
+
+    The default checks the header and structure only (fast); `decode=True` decodes the whole
+    image, which also catches truncated files that a structure check lets through.
+    """
     file = Path(path)
-    if not file.is_file():
+    if not is_file(file):
         return "missing"
     try:
-        with Image.open(file) as image:
-            image.verify()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return f"unreadable ({type(exc).__name__})"
+        with _refuse_huge_images(), Image.open(file) as image:
+            if decode:
+                image.convert("RGB")
+            else:
+                image.verify()
+    except IMAGE_ERRORS as exc:
+        return _describe(exc)
     return None
 
 
 def apply_image_policy(
-    samples: Sequence[Sample], policy: str, used: bool = True
+    samples: Sequence[Sample], policy: str, used: bool = True, decode: bool = False
 ) -> tuple[list[Sample], ImageReport]:
-    """Check every sample's image under `policy`; `used=False` drops images (text-only model)."""
+    """Check every sample's image under `policy`; `used=False` drops images (text-only model).
+
+    `decode=True` decodes every image fully (see `image_problem`)."""
     report = ImageReport(policy=policy, used=used, samples=len(samples))
     if not used:
         return [dataclasses.replace(s, image=None) for s in samples], report
     out: list[Sample] = []
     for sample in samples:
-        problem = image_problem(sample.image) if sample.image is not None else "missing"
+        problem = image_problem(sample.image, decode) if sample.image is not None else "missing"
         if problem is None:
             report.with_image += 1
             out.append(sample)
@@ -72,7 +110,7 @@ def apply_image_policy(
         if len(report.examples) < 5:
             report.examples.append(f"{sample.source}: {sample.image} {problem}")
         if policy == "error":
-            total = sum(1 for s in samples if s.image is None or not Path(s.image).is_file())
+            total = sum(1 for s in samples if s.image is None or not is_file(s.image))
             raise DataError(
                 f"{sample.source}: field 'image' {sample.image!r} is {problem}; {total} of "
                 f"{len(samples)} samples have no image file. Set images=blank to keep them "
@@ -93,7 +131,7 @@ def apply_image_policy(
 def load_rgb(path: str, source: str) -> Image.Image:
     """Decode an image to RGB; a failure names the sample that needed it."""
     try:
-        with Image.open(path) as image:
+        with _refuse_huge_images(), Image.open(path) as image:
             return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{source}: image {path!r} cannot be decoded ({exc})") from None
+    except IMAGE_ERRORS as exc:
+        raise DataError(f"{source}: image {path!r} is {_describe(exc)}: {exc}") from None

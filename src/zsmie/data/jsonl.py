@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from zsmie.data.sample import DataError, Sample, Span, check_span
+from zsmie.data.sample import DataError, Sample, Span, check_sample
+from zsmie.io import atomic_write_text
 
 KNOWN_FIELDS = {"id", "tokens", "text", "head", "tail", "label", "image"}
 
@@ -52,6 +55,18 @@ def _pair(record: dict[str, Any], key: str, where: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
+def _check_unicode(record: dict[str, Any], where: str) -> None:
+    """JSON escapes can spell lone surrogates, which are not text: no encoder or file takes them."""
+    for key, value in record.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise DataError(f"{where}: field {key!r} holds invalid Unicode (a lone "
+                                    "surrogate escape such as \\ud800)") from None
+
+
 def parse_jsonl_record(record: Any, where: str, base_dir: Path | None = None) -> Sample:
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -60,6 +75,7 @@ def parse_jsonl_record(record: Any, where: str, base_dir: Path | None = None) ->
         raise DataError(f"{where}: unknown field(s) {unknown} (known: {sorted(KNOWN_FIELDS)})")
     if "head" not in record:
         raise DataError(f"{where}: missing field 'head'")
+    _check_unicode(record, where)
     keys = ["head"] + (["tail"] if "tail" in record else [])
     pairs = [_pair(record, key, where) for key in keys]
     if ("tokens" in record) == ("text" in record):
@@ -80,10 +96,6 @@ def parse_jsonl_record(record: Any, where: str, base_dir: Path | None = None) ->
                     f"in the {len(text)} characters"
                 )
         tokens, spans = tokens_from_text(text, pairs)
-    if not tokens:
-        raise DataError(f"{where}: empty text")
-    for key, span in zip(keys, spans, strict=True):
-        check_span(span, len(tokens), where, key)
     label = record.get("label")
     if label is not None and (not isinstance(label, str) or not label.strip()):
         raise DataError(f"{where}: field 'label' should be a non-empty string, got {label!r:.80}")
@@ -95,7 +107,7 @@ def parse_jsonl_record(record: Any, where: str, base_dir: Path | None = None) ->
     sample_id = record.get("id", where)
     if not isinstance(sample_id, str | int):
         raise DataError(f"{where}: field 'id' should be a string, got {sample_id!r:.80}")
-    return Sample(
+    sample = Sample(
         id=str(sample_id),
         tokens=tuple(tokens),
         head=spans[0],
@@ -104,20 +116,67 @@ def parse_jsonl_record(record: Any, where: str, base_dir: Path | None = None) ->
         image=image,
         source=where,
     )
+    check_sample(sample)
+    return sample
+
+
+def parse_jsonl_line(raw: bytes, where: str, base_dir: Path | None = None) -> Sample:
+    """One raw line of a JSONL file -> Sample; any bad input is a DataError naming `where`."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
+    try:
+        record = json.loads(line.removeprefix("\ufeff"))  # a byte-order mark opens some files
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # integers too long, nesting too deep
+        raise DataError(f"{where}: not usable JSON ({type(exc).__name__})") from None
+    return parse_jsonl_record(record, where, base_dir)
+
+
+def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of every non-blank line; bytes, so that bad UTF-8 is per line."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                yield number, raw
 
 
 def read_jsonl(path: str | Path) -> list[Sample]:
     """Read a JSONL data file; images resolve relative to the file's folder."""
     path = Path(path)
-    samples = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            samples.append(parse_jsonl_record(record, where, path.parent))
-    return samples
+    return [
+        parse_jsonl_line(raw, f"{path.name}:{number}", path.parent)
+        for number, raw in iter_jsonl_lines(path)
+    ]
+
+
+def sample_to_record(sample: Sample, base_dir: Path | None = None) -> dict[str, Any]:
+    """A Sample as a JSONL record (token spans) that `parse_jsonl_record` reads back equal.
+
+    The image path is written relative to `base_dir` when it lies inside it, else absolute.
+    """
+    record: dict[str, Any] = {"id": sample.id, "tokens": list(sample.tokens),
+                              "head": [sample.head.start, sample.head.end]}
+    if sample.tail is not None:
+        record["tail"] = [sample.tail.start, sample.tail.end]
+    if sample.label is not None:
+        record["label"] = sample.label
+    if sample.image is not None:
+        image = Path(os.path.abspath(sample.image))
+        if base_dir is not None and image.is_relative_to(os.path.abspath(base_dir)):
+            record["image"] = str(image.relative_to(os.path.abspath(base_dir)))
+        else:
+            record["image"] = str(image)
+    return record
+
+
+def write_jsonl(samples: Iterable[Sample], path: str | Path) -> int:
+    """Write samples as JSONL, atomically; returns the number written."""
+    path = Path(path)
+    lines = [json.dumps(sample_to_record(s, path.parent), ensure_ascii=False) for s in samples]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)

@@ -3,13 +3,23 @@
 `raw` is the label as the dataset writes it (`/per/per/peer`); `name` is its last path part
 with underscores as spaces (`peer`). Where two labels would get the same name
 (`/per/per/alternate_names`, `/org/org/alternate_names`), their leading parts are kept too,
-with the dataset's abbreviations spelt out ("person alternate names").
+with the dataset's abbreviations spelt out ("person alternate names"). `description` reads
+each label's one-sentence description from a map (a TOML or JSON file, label -> text, or a
+packaged alias such as `mnre`, see `data/labels/`).
 """
 
 from __future__ import annotations
 
+import json
+import tomllib
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+from zsmie.data.sample import DataError
+
+MODES = ("raw", "name", "description")
 
 
 def _words(part: str) -> str:
@@ -27,17 +37,101 @@ def label_name(label: str, abbreviations: Mapping[str, str] | None = None, full:
     return " ".join([abbreviations.get(head, head), _words(parts[-1])])
 
 
+def check_label_set(labels: Sequence[str], where: str = "label set") -> None:
+    """A usable candidate label set: not empty, no empty names, no duplicates."""
+    if not labels:
+        raise DataError(f"{where}: no labels given")
+    empty = [i for i, label in enumerate(labels) if not isinstance(label, str) or not label.strip()]
+    if empty:
+        raise DataError(f"{where}: label(s) at position {empty} are empty")
+    duplicates = sorted(label for label, count in Counter(labels).items() if count > 1)
+    if duplicates:
+        raise DataError(f"{where}: duplicate label(s) {duplicates}")
+
+
+def split_labels(text: str) -> list[str]:
+    """`"a, b,c"` -> ["a", "b", "c"]; an empty item stays, for `check_label_set` to refuse."""
+    return [label.strip() for label in text.split(",")]
+
+
+def read_label_file(path: str | Path) -> list[str]:
+    """One label per line (surrounding spaces dropped, blank lines skipped)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def packaged_descriptions() -> dict[str, Path]:
+    """Alias -> file of the description maps shipped in `zsmie/data/labels/`."""
+    folder = resources.files("zsmie.data").joinpath("labels")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+def read_descriptions(source: str | Path) -> dict[str, str]:
+    """A label -> description map from a packaged alias, or a `.toml` / `.json` file."""
+    packaged = packaged_descriptions()
+    path = packaged.get(str(source)) or Path(source)
+    if not path.is_file():
+        raise DataError(
+            f"label_descriptions = {str(source)!r}: no such file, and not a packaged alias "
+            f"({', '.join(sorted(packaged))})"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not a readable label description map ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a map of label -> description")
+    for label, text in data.items():
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}: label {label!r}: description should be non-empty text")
+    return {label: text.strip() for label, text in data.items()}
+
+
 def label_texts(
-    labels: Sequence[str], mode: str, abbreviations: Mapping[str, str] | None = None
+    labels: Sequence[str],
+    mode: str,
+    abbreviations: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The text for each label under `mode` (raw | name); names stay distinct in a set."""
+    """The text for each label under `mode`; distinct labels must get distinct texts."""
+    if mode not in MODES:
+        raise ValueError(f"label_text = {mode!r}: expected one of {list(MODES)}")
     if mode == "raw":
-        return list(labels)
-    if mode != "name":
-        raise ValueError(f"label_text = {mode!r}: expected raw or name")
-    names = [label_name(label) for label in labels]
-    clashes = {name for name, count in Counter(names).items() if count > 1}
-    return [
-        label_name(label, abbreviations, full=True) if name in clashes else name
-        for label, name in zip(labels, names, strict=True)
-    ]
+        texts = list(labels)
+    elif mode == "description":
+        if descriptions is None:
+            raise DataError("label_text = 'description' needs a label description map")
+        missing = [label for label in labels if label not in descriptions]
+        if missing:
+            raise DataError(
+                f"label descriptions: no description for label(s) {missing}; add them to the "
+                "description map (label -> one sentence)"
+            )
+        texts = [descriptions[label] for label in labels]
+    else:
+        names = [label_name(label) for label in labels]
+        clashes = {name for name, count in Counter(names).items() if count > 1}
+        texts = [
+            label_name(label, abbreviations, full=True) if name in clashes else name
+            for label, name in zip(labels, names, strict=True)
+        ]
+    # Two labels with one text would get one prototype: the scores could not tell them apart.
+    owners: dict[str, list[str]] = {}
+    for label, text in zip(labels, texts, strict=True):
+        owners.setdefault(text, []).append(label)
+    same = {text: group for text, group in owners.items() if len(group) > 1}
+    if same:
+        text, group = next(iter(same.items()))
+        raise DataError(
+            f"labels {group} all get the label text {text!r} (label_text = {mode!r}); "
+            "rename them or give each its own description"
+        )
+    return texts

@@ -51,3 +51,17 @@ def check_span(span: Span, n_tokens: int, where: str, name: str) -> None:
             f"{where}: field {name!r} span [{span.start}, {span.end}) is outside the "
             f"{n_tokens} tokens (need 0 <= start < end <= {n_tokens})"
         )
+
+
+def check_sample(sample: Sample) -> None:
+    """Raise a DataError if a Sample built in code (not by a reader) cannot be encoded."""
+    where = sample.source or sample.id
+    if not sample.tokens or not all(isinstance(t, str) for t in sample.tokens):
+        raise DataError(f"{where}: field 'tokens' should be a non-empty list of strings")
+    if not "".join(sample.tokens).strip():
+        raise DataError(f"{where}: empty text")
+    spans = {"head": sample.head} | ({"tail": sample.tail} if sample.tail is not None else {})
+    for name, span in spans.items():
+        check_span(span, len(sample.tokens), where, name)
+        if not sample.entity_text(span).strip():
+            raise DataError(f"{where}: field {name!r} span [{span.start}, {span.end}) holds no text")

@@ -24,11 +24,17 @@ class Predictions:
 
 
 @torch.no_grad()
-def run_model(model: ZeroShotModel, loader, prototypes: Tensor, accelerator=None) -> Predictions:
-    """Scores for every sample in `loader`, gathered across processes when distributed."""
+def run_model(
+    model: ZeroShotModel, loader, prototypes: Tensor, accelerator=None, device=None
+) -> Predictions:
+    """Scores for every sample in `loader`, gathered across processes when distributed.
+
+    `device`: move each batch there (loaders not prepared by Accelerate)."""
     model.eval()
     parts: dict[str, list[Tensor]] = {"index": [], "scores": [], "labels": [], "embeddings": []}
     for batch in loader:
+        if device is not None:
+            batch = batch.to(device)
         out = model(batch, prototypes)
         values = {
             "index": batch.index,

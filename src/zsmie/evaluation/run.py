@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
-from zsmie.config import load_config
+from zsmie.config import Config, load_config
 from zsmie.evaluation.predict import evaluate_part
 
 
@@ -27,21 +27,29 @@ class LoadedRun:
         return evaluate_part(self.prepared, self.model, self.loaders[part], part, self.accelerator)
 
 
-def load_run(
-    run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
-) -> LoadedRun:
-    """Rebuild `run_dir`'s data and model from config.toml and load best.safetensors.
+def load_run_config(
+    run: Path, data_dir: str | None = None, overrides: list[str] | None = None
+) -> Config:
+    """The resolved config of a finished run folder (config.toml + best.safetensors).
 
     `overrides` change evaluation-time settings (`model.force_expert=3`); overriding
     anything that shapes the weights makes loading them fail with a clear error.
     """
-    run = Path(run_dir)
     for name in ("config.toml", "best.safetensors"):
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
     config = load_config(run / "config.toml", overrides)
     if data_dir:
         config.data.dir = str(data_dir)
+    return config
+
+
+def load_run(
+    run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
+) -> LoadedRun:
+    """Rebuild `run_dir`'s data and model from config.toml and load best.safetensors."""
+    run = Path(run_dir)
+    config = load_run_config(run, data_dir, overrides)
     accelerator = make_accelerator(config)
     prepared = prepare(config, accelerator.device)
     prepared.model.load(run / "best.safetensors")
@@ -53,9 +61,6 @@ def load_run(
 def evaluate_run(
     run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
 ) -> dict:
-    """Test (and validation) metrics recomputed from the saved weights of `run_dir`.
-
-    `overrides` as in `load_run`, e.g. ["model.force_expert=3"].
-    """
+    """Test (and validation) metrics recomputed from the saved weights of `run_dir`."""
     loaded = load_run(run_dir, data_dir, overrides)
     return {"val": loaded.evaluate("val"), "test": loaded.evaluate("test")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -85,7 +86,12 @@ class ZeroShotModel(nn.Module):
         atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
     def load(self, path: Path) -> None:
-        self.load_trainable(load_file(str(path)), str(path))
+        """Weights from safetensors only: a file holding anything else (a pickle) is refused."""
+        try:
+            state = load_file(str(path))
+        except SafetensorError as exc:
+            raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
+        self.load_trainable(state, str(path))
 
     @torch.no_grad()
     def load_trainable(self, state: dict[str, Tensor], source: str = "checkpoint") -> None:

@@ -1,5 +1,6 @@
 """The training loop: balanced batches, Adam, early stopping on validation macro-F1, best
-weights in safetensors, per-epoch metrics in metrics.jsonl, test metrics in results.json.
+weights in safetensors, per-epoch metrics in metrics.jsonl, test metrics in results.json,
+the open-set threshold (calibrated on validation) in open_set.json.
 
 Runs on Hugging Face Accelerate: one CPU process, one GPU, or several processes under
 `accelerate launch` / `torchrun`. A checkpoint at the end of every epoch lets a killed run
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config, save_config
+from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
 from zsmie.training.checkpoint import TrainState, load_checkpoint, save_checkpoint, trim_metrics
@@ -157,6 +159,10 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         "processes": accelerator.num_processes,
     }
     if main:
+        # Cheap (two passes over validation): the "none of these" threshold for `predict`.
+        open_set = calibrate_prepared(prepared, core, out, accelerator.device)
+        if open_set is not None:
+            results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
         atomic_write_json(out / "results.json", results)
     return results
 
