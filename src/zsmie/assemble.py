@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from zsmie.config import Config
+from zsmie.config import Config, ConfigError
 from zsmie.data.batching import (
     BalancedBatchSampler,
     SampleDataset,
@@ -23,13 +23,13 @@ from zsmie.data.batching import (
     collate,
 )
 from zsmie.data.datasets import LABEL_ABBREVIATIONS, cap_per_label, load_samples
-from zsmie.data.images import ImageReport, apply_image_policy
+from zsmie.data.images import ImageReport, apply_image_policy, load_rgb
 from zsmie.data.labels import label_texts, read_descriptions
 from zsmie.data.sample import Sample
 from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
-from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir
+from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir, file_digest
 from zsmie.encoders.text import EncodedText, TextEncoder
-from zsmie.encoders.vision import build_vision_encoder
+from zsmie.encoders.vision import VisionEncoder, build_vision_encoder
 from zsmie.models.pipeline import ZeroShotModel
 from zsmie.models.registry import build_head
 
@@ -86,10 +86,55 @@ def build_model(config: Config) -> ZeroShotModel:
 
 
 def feature_cache(config: Config) -> FeatureCache | None:
+    """Where frozen-encoder features live: None ("off": encoders run at every step), memory,
+    or a folder on disk (default)."""
     if config.feature_cache == "off":
         return None
+    if config.feature_cache == "memory":
+        return FeatureCache.in_memory()
     root = default_cache_dir() if config.feature_cache == "auto" else Path(config.feature_cache)
     return FeatureCache(root)
+
+
+class _ImageFiles(Dataset):
+    """Decodes and preprocesses images in loader workers (never all at once in memory)."""
+
+    def __init__(self, paths: list[str], preprocess) -> None:
+        self.paths, self.preprocess = paths, preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.preprocess([load_rgb(self.paths[i], self.paths[i])])[0]
+
+
+@torch.no_grad()
+def precompute_image_states(
+    vision: VisionEncoder,
+    samples: list[Sample],
+    batch_size: int,
+    cache: FeatureCache,
+    workers: int = 0,
+    progress: bool = False,
+) -> list[torch.Tensor | None]:
+    """Patch tokens of a frozen vision encoder per sample (None without image), each distinct
+    image encoded once; keyed by the image file's bytes and the encoder's identity."""
+    device = next(vision.parameters()).device
+    paths = sorted({s.image for s in samples if s.image is not None})
+    keys = [content_key(vision.identity, file_digest(p)) for p in paths]
+
+    def compute(positions: list[int]) -> list[torch.Tensor]:
+        files = _ImageFiles([paths[i] for i in positions], vision.preprocess)
+        loader = DataLoader(files, batch_size=batch_size, num_workers=workers)
+        out = [vision(pixels.to(device)).float().cpu() for pixels in loader]
+        return list(torch.cat(out)) if out else []
+
+    bar = functools.partial(tqdm, desc="encode images", disable=not progress, leave=False)
+    # One compute call covers all missing images, so the loader's workers stay busy.
+    values = cache.get_or_compute(keys, compute, max(len(keys), 1), bar)
+    by_path = dict(zip(paths, values, strict=True))
+    return [by_path[s.image] if s.image is not None else None for s in samples]
 
 
 @torch.no_grad()
@@ -141,22 +186,37 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     preprocess = model.vision.preprocess if model.uses_images else None
     datasets = {}
     cache = feature_cache(config)
+    batch, show = config.train.eval_batch_size, config.train.progress
     for name in PARTS:
         encoded = [model.text.encode_sample(s) for s in parts[name]]
-        states = None
-        if not config.text.finetune:
-            states = precompute_text_states(
-                model.text, encoded, config.train.eval_batch_size, cache, config.train.progress
+        states = images = None
+        if cache is not None and not config.text.finetune:
+            states = precompute_text_states(model.text, encoded, batch, cache, show)
+        if cache is not None and preprocess is not None and not config.vision.finetune:
+            images = precompute_image_states(
+                model.vision, parts[name], batch, cache, config.train.num_workers, show
             )
         index = {label: i for i, label in enumerate(split.part(name))}
-        datasets[name] = SampleDataset(parts[name], encoded, index, preprocess, states)
+        datasets[name] = SampleDataset(parts[name], encoded, index, preprocess, states, images)
     return Prepared(config, split, parts, texts, report, model, datasets)
 
 
 def make_accelerator(config: Config) -> Accelerator:
+    """One process, one GPU, or several processes (torchrun / accelerate launch).
+
+    Batches are split between processes (`split_batches`), so `train.batch_size` is the
+    global batch and N processes take the same optimisation steps as one process.
+    """
     device = config.train.device
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    return Accelerator(cpu=cpu)
+    accelerator = Accelerator(cpu=cpu, split_batches=True,
+                              mixed_precision=config.train.mixed_precision)
+    n = accelerator.num_processes
+    for key in ("batch_size", "eval_batch_size"):
+        if getattr(config.train, key) % n:
+            raise ConfigError(f"train.{key} = {getattr(config.train, key)} must be a multiple "
+                              f"of the {n} processes (each takes an equal share of a batch)")
+    return accelerator
 
 
 def loaders(prepared: Prepared, config: Config) -> dict[str, DataLoader]:
@@ -166,11 +226,13 @@ def loaders(prepared: Prepared, config: Config) -> dict[str, DataLoader]:
     steps = config.train.steps_per_epoch or math.ceil(len(train) / config.train.batch_size)
     sampler_type = BalancedBatchSampler if config.train.balanced else ShuffledBatchSampler
     sampler = sampler_type(train.labels, config.train.batch_size, steps, config.seed)
-    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate_fn)
+    workers = config.train.num_workers  # images decode lazily in these worker processes
+    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate_fn,
+                              num_workers=workers)
     out = {"train": train_loader}
     for name in ("val", "test"):
         out[name] = DataLoader(
             prepared.datasets[name], batch_size=config.train.eval_batch_size,
-            shuffle=False, collate_fn=collate_fn,
+            shuffle=False, collate_fn=collate_fn, num_workers=workers,
         )
     return out

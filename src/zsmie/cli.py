@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -36,8 +37,14 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _main_process() -> bool:
+    """False in the other processes of a distributed launch (torchrun sets RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _print_json(data: dict) -> None:
-    typer.echo(json.dumps(data, indent=2))
+    if _main_process():
+        typer.echo(json.dumps(data, indent=2))
 
 
 @app.command()
@@ -202,7 +209,8 @@ def demo(
         results = run_training(load_config(config_file, set_), out)
     except USER_ERRORS as exc:
         _fail(exc)
-    typer.echo(f"demo split: {json.dumps(results['data']['split'])}")
+    if _main_process():
+        typer.echo(f"demo split: {json.dumps(results['data']['split'])}")
     _print_json({"run": str(out), "test": _brief(results)})
 
 

@@ -85,6 +85,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # 0 = off
     device: str = "auto"  # auto | cpu | cuda
+    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate autocast; bf16 on GPU or CPU)
+    num_workers: int = 0  # data-loader worker processes (images decode there, lazily)
     progress: bool = True
 
 
@@ -97,8 +99,8 @@ class Config:
     # label -> description map for label_text = "description": a TOML or JSON file, or a
     # packaged alias ("mnre"); see zsmie.data.labels.
     label_descriptions: str = ""
-    # Frozen-encoder features on disk: "auto" ($ZSMIE_CACHE or ~/.cache/zsmie/features),
-    # a folder, or "off".
+    # Frozen-encoder features: "auto" (on disk in $ZSMIE_CACHE or ~/.cache/zsmie/features),
+    # a folder, "memory" (computed once per run), or "off" (encoders run at every step).
     feature_cache: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
@@ -116,6 +118,7 @@ class Config:
             "model.fusion": (self.model.fusion, {"paper", "query"}),
             "text.marker_init": (self.text.marker_init, {"tokens", "mean"}),
             "model.kl_reduction": (self.model.kl_reduction, {"sum", "mean"}),
+            "train.mixed_precision": (self.train.mixed_precision, {"no", "bf16", "fp16"}),
             "model.vat_score": (self.model.vat_score, {"dot", "cosine"}),
         }
         for key, (value, allowed) in choices.items():

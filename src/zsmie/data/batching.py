@@ -53,12 +53,14 @@ class SampleDataset(Dataset):
         label_index: Mapping[str, int],
         preprocess_image: Callable | None = None,
         text_states: Sequence[Tensor] | None = None,
+        image_states: Sequence[Tensor | None] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.encoded = list(encoded)
         self.labels = [label_index.get(s.label, -1) if s.label else -1 for s in self.samples]
         self.preprocess_image = preprocess_image
         self.text_states = text_states
+        self.image_states = image_states  # precomputed patch tokens: no decoding at all
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -66,7 +68,10 @@ class SampleDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         sample = self.samples[i]
         item = {"index": i, "encoded": self.encoded[i], "label": self.labels[i]}
-        if self.preprocess_image is not None and sample.image is not None:
+        if self.image_states is not None:
+            if self.image_states[i] is not None:
+                item["image_states"] = self.image_states[i]
+        elif self.preprocess_image is not None and sample.image is not None:
             image = load_rgb(sample.image, sample.source)
             item["pixels"] = self.preprocess_image([image])[0]
         if self.text_states is not None:
@@ -84,7 +89,7 @@ def collate(items: list[dict], pad_id: int = 0) -> Batch:
     input_ids = pad_sequences(ids, pad_id).long()
     lengths = torch.tensor([len(x) for x in ids])
     mask = torch.arange(input_ids.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
-    has_image = torch.tensor(["pixels" in it for it in items])
+    has_image = torch.tensor(["pixels" in it or "image_states" in it for it in items])
     pixels = [it["pixels"] for it in items if "pixels" in it]
     states = [it["text_states"] for it in items if "text_states" in it]
     return Batch(
@@ -96,7 +101,20 @@ def collate(items: list[dict], pad_id: int = 0) -> Batch:
         has_image=has_image,
         pixel_values=torch.stack(pixels) if pixels else None,
         text_states=pad_sequences(states) if len(states) == len(items) else None,
+        image_states=_image_states(items),
     )
+
+
+def _image_states(items: list[dict]) -> Tensor | None:
+    """Precomputed patch tokens [B, P, d_v], zeros for samples without an image."""
+    found = [it["image_states"] for it in items if "image_states" in it]
+    if not found:
+        return None
+    out = found[0].new_zeros(len(items), *found[0].shape)
+    for row, it in enumerate(items):
+        if "image_states" in it:
+            out[row] = it["image_states"]
+    return out
 
 
 class BalancedBatchSampler(Sampler[list[int]]):

@@ -83,15 +83,19 @@ class FeatureCache:
         batch_size: int,
         progress: Callable | None = None,
     ) -> list[torch.Tensor]:
-        """Entries for `keys`; the missing ones come from `compute(positions)` in batches."""
-        out: list[torch.Tensor | None] = [self.get(k) for k in keys]
-        missing = [i for i, value in enumerate(out) if value is None]
-        self.hits += len(keys) - len(missing)
+        """Entries for `keys`; each distinct missing key is computed once, by
+        `compute(positions)` in batches. `hits` and `misses` count distinct keys."""
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        found = {key: self.get(key) for key in first}
+        missing = [first[key] for key, value in found.items() if value is None]
+        self.hits += len(first) - len(missing)
         self.misses += len(missing)
         starts = range(0, len(missing), batch_size)
         for start in progress(starts) if progress else starts:
             chunk = missing[start : start + batch_size]
             for i, value in zip(chunk, compute(chunk), strict=True):
                 self.put(keys[i], value)
-                out[i] = value
-        return out  # type: ignore[return-value]
+                found[keys[i]] = value
+        return [found[key] for key in keys]  # type: ignore[misc]

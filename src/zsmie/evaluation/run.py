@@ -51,7 +51,8 @@ def load_run(
     run = Path(run_dir)
     config = load_run_config(run, data_dir, overrides)
     accelerator = make_accelerator(config)
-    prepared = prepare(config, accelerator.device)
+    with accelerator.main_process_first():
+        prepared = prepare(config, accelerator.device)
     prepared.model.load(run / "best.safetensors")
     data = loaders(prepared, config)
     model, val_loader, test_loader = accelerator.prepare(prepared.model, data["val"], data["test"])

@@ -86,7 +86,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
     main = accelerator.is_main_process
     set_seed(config.seed)
     start_run(config, out, resume, main)
-    prepared: Prepared = prepare(config, accelerator.device)
+    with accelerator.main_process_first():  # the others then read the feature cache it wrote
+        prepared: Prepared = prepare(config, accelerator.device)
     if main:
         atomic_write_json(out / "data.json", prepared.data_summary())
     head = prepared.model.head
