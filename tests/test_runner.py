@@ -86,3 +86,18 @@ def test_bad_grids_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['nme'\]"):
         load_grid(bad)
     assert runner.finished(tmp_path, None) is False
+
+
+def test_grids_sharing_an_out_folder_share_identical_cells(tmp_path, monkeypatch):
+    grid = load_grid(write_grid(tmp_path))
+    grid.seeds = [0]
+    run_grid(grid, only_rows=["Proto"])
+    calls = []
+    monkeypatch.setattr("zsmie.training.trainer.train", lambda c, o: calls.append(o))
+    grid.rows[1].name = "Proto again"  # another row name, the same resolved config
+    (record,) = run_grid(grid, only_rows=["Proto again"])
+    assert calls == [] and record["dir"] == str(grid.out / "proto" / "seed0")
+    grid.rows[1].overrides = ["train.lr=0.5"]  # a different config must run
+    with pytest.raises(FileNotFoundError):  # the stub trainer writes nothing
+        run_grid(grid, only_rows=["Proto again"])
+    assert len(calls) == 1

@@ -15,9 +15,10 @@ A grid is a TOML file:
     set = []
     paper = { P = 24.5, R = 27.2, F1 = 21.6, Acc = 38.0 }   # optional, shown beside
 
-Relative paths are read from the grid file's folder. A cell whose folder already holds a
-results.json made with the same resolved config is not run again, so an interrupted grid
-resumes where it stopped; a cell whose config changed is run afresh.
+Relative paths are read from the grid file's folder. A cell whose folder, or any cell folder
+under `out`, already holds a results.json made with the same resolved config is not run
+again: an interrupted grid resumes where it stopped, grids sharing an `out` folder share
+their common cells, and a cell whose config changed is run afresh.
 """
 
 from __future__ import annotations
@@ -128,6 +129,15 @@ def finished(cell: Path, config: Config) -> bool:
     return config_to_dict(saved) == config_to_dict(config)
 
 
+def finished_elsewhere(out: Path, config: Config) -> Path | None:
+    """A finished cell anywhere under `out` that ran exactly `config` (grids sharing an
+    `out` folder share cells: Table 1's MG-VMoE is the K = 8 point of the experts sweep)."""
+    for results in sorted(out.glob("*/seed*/results.json")):
+        if finished(results.parent, config):
+            return results.parent
+    return None
+
+
 def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
     """Run every unfinished cell; returns one record per cell (its results.json, loaded)."""
     from zsmie.training.trainer import train
@@ -139,8 +149,10 @@ def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
         for seed in grid.seeds:
             cell = grid.cell_dir(row, seed)
             config = grid.cell_config(row, seed)
-            if finished(cell, config):
-                log.info("%s seed %d: done earlier, kept (%s)", row.name, seed, cell)
+            done = cell if finished(cell, config) else finished_elsewhere(grid.out, config)
+            if done is not None:
+                log.info("%s seed %d: done earlier, kept (%s)", row.name, seed, done)
+                cell = done
             else:
                 log.info("%s seed %d: running in %s", row.name, seed, cell)
                 start = time.time()
