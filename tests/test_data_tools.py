@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from typer.testing import CliRunner
 
-from zsmie.cli import app
 from zsmie.data.check import check_jsonl
 from zsmie.data.convert import convert_dataset
 from zsmie.data.jsonl import KNOWN_FIELDS, read_jsonl
@@ -26,13 +24,6 @@ GOOD = {"id": "a", "tokens": ["Ann", "was", "born", "in", "Oslo"], "head": [0, 1
         "label": "place_of_birth"}
 
 
-def invoke(*args: str):
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        root.handlers[:], root.level = handlers, level
 
 
 def test_check_reports_every_problem_with_its_line(tmp_path):

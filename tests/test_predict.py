@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
-from zsmie.cli import app
 from zsmie.config import ConfigError, load_config
 from zsmie.data.batching import SampleDataset
 from zsmie.data.convert import convert_dataset
@@ -63,14 +62,6 @@ def extractor(demo_run) -> ZeroShotExtractor:
     return ZeroShotExtractor.from_run(demo_run)
 
 
-def invoke(*args: str):
-    """The `zsmie` command in-process; the root logging setup it changes is restored."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        root.handlers[:], root.level = handlers, level
 
 
 def same_ranking(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:

@@ -27,12 +27,11 @@ import json
 import logging
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsmie.config import Config, ConfigError, config_to_dict, load_config
+from zsmie.config import Config, ConfigError, config_to_dict, load_config, read_toml
 from zsmie.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -79,12 +78,7 @@ def _strings(value: Any, where: str) -> list[str]:
 
 def load_grid(path: str | Path) -> Grid:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: grid file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = read_toml(path, "grid")
     base = path.parent
 
     def resolve(value: str) -> Path:
