@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 
 from zsmie.config import ConfigError
 from zsmie.experiments import runner
@@ -21,6 +22,7 @@ out = "runs"
 results = "tables/demo_grid"
 seeds = [0, 1]
 set = ["train.epochs=1", "train.progress=false"]
+notes = "Demo data, not a benchmark."
 
 [[row]]
 name = "Similarity"
@@ -66,6 +68,15 @@ def test_grid_runs_every_cell_then_resumes_without_rerunning(tmp_path, monkeypat
     f1 = [json.loads((grid.cell_dir(grid.rows[1], s) / "results.json").read_text())["test"]["f1"]
           for s in (0, 1)]
     assert f"{100 * sum(f1) / 2:.1f} ± " in proto and "1.0 / 2.0 / 3.0 / 4.0" in proto
+
+    # the command reruns nothing now and writes the grid's notes under its own line
+    calls.clear()
+    result = invoke("experiment", "--config", str(grid.source))
+    assert result.exit_code == 0, result.output
+    assert calls == []
+    lines = (tmp_path / "tables" / "demo_grid.md").read_text().splitlines()
+    command = lines.index(f"zsmie experiment --config {grid.source}")
+    assert lines[command + 1: command + 4] == ["```", "", "Demo data, not a benchmark."]
 
 
 def test_similarity_baseline_trains_nothing(tmp_path):

@@ -59,6 +59,7 @@ class Grid:
     data_dir: str = ""
     overrides: list[str] = field(default_factory=list)
     source: str = ""
+    notes: str = ""  # markdown printed under the command in the results table
 
     def cell_dir(self, row: Row, seed: int) -> Path:
         return self.out / row.slug / f"seed{seed}"
@@ -84,7 +85,7 @@ def load_grid(path: str | Path) -> Grid:
     def resolve(value: str) -> Path:
         return (base / value).resolve() if not Path(value).is_absolute() else Path(value)
 
-    known = {"name", "out", "results", "seeds", "row", "data_dir", "set"}
+    known = {"name", "out", "results", "seeds", "row", "data_dir", "set", "notes"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown} (known: {sorted(known)})")
@@ -109,6 +110,7 @@ def load_grid(path: str | Path) -> Grid:
         data_dir=str(resolve(data["data_dir"])) if data.get("data_dir") else "",
         overrides=_strings(data.get("set", []), f"{path}: set"),
         source=str(path),
+        notes=str(data.get("notes", "")).strip(),
     )
 
 
