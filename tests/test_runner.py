@@ -108,6 +108,8 @@ def test_grids_sharing_an_out_folder_share_identical_cells(tmp_path, monkeypatch
     grid.rows[1].name = "Proto again"  # another row name, the same resolved config
     (record,) = run_grid(grid, only_rows=["Proto again"])
     assert calls == [] and record["dir"] == str(grid.out / "proto" / "seed0")
+    # figures collect the reused cell from where it lies, as the table did
+    assert [r["dir"] for r in runner.collect_records(grid, ["Proto again"])] == [record["dir"]]
     grid.rows[1].overrides = ["train.lr=0.5"]  # a different config must run
     with pytest.raises(FileNotFoundError):  # the stub trainer writes nothing
         run_grid(grid, only_rows=["Proto again"])

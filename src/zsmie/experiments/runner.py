@@ -166,16 +166,21 @@ def cell_record(row: Row, seed: int, cell: Path) -> dict:
 def collect_records(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
     """The records of the cells that have a results.json, running nothing (for figures).
 
-    Unlike `run_grid`, a cell is taken as it is, whatever config it ran with: its own
-    config.toml tells what it was.
+    Unlike `run_grid`, a cell in its own folder is taken as it is, whatever config it ran
+    with: its own config.toml tells what it was. A cell `run_grid` reused from another row
+    of the shared `out` folder is found there, as in the table.
     """
-    return [
-        cell_record(row, seed, grid.cell_dir(row, seed))
-        for row in grid.rows
-        if not only_rows or row.name in only_rows
-        for seed in grid.seeds
-        if (grid.cell_dir(row, seed) / "results.json").is_file()
-    ]
+    records = []
+    for row in grid.rows:
+        if only_rows and row.name not in only_rows:
+            continue
+        for seed in grid.seeds:
+            cell: Path | None = grid.cell_dir(row, seed)
+            if not (cell / "results.json").is_file():
+                cell = finished_elsewhere(grid.out, grid.cell_config(row, seed))
+            if cell is not None:
+                records.append(cell_record(row, seed, cell))
+    return records
 
 
 def write_table(grid: Grid, records: list[dict], command: str = "", notes: str = "") -> str:
