@@ -135,7 +135,7 @@ def experiment(
     except USER_ERRORS as exc:
         _fail(exc)
     command = f"zsmie experiment --config {config}" + "".join(f" --row {r!r}" for r in row)
-    typer.echo(write_table(grid, records, command=command, notes=grid.notes))
+    typer.echo(write_table(grid, records, command=command))
 
 
 figures = typer.Typer(no_args_is_help=True, help="The paper's analysis figures, as PNG files.")

@@ -134,27 +134,30 @@ def finished_elsewhere(out: Path, config: Config) -> Path | None:
     return None
 
 
+def selected_cells(grid: Grid, only_rows: list[str] | None = None) -> list[tuple[Row, int]]:
+    """The (row, seed) cells of the grid, in table order, limited to `only_rows` if given."""
+    rows = [row for row in grid.rows if not only_rows or row.name in only_rows]
+    return [(row, seed) for row in rows for seed in grid.seeds]
+
+
 def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
     """Run every unfinished cell; returns one record per cell (its results.json, loaded)."""
     from zsmie.training.trainer import train
 
     records = []
-    for row in grid.rows:
-        if only_rows and row.name not in only_rows:
-            continue
-        for seed in grid.seeds:
-            cell = grid.cell_dir(row, seed)
-            config = grid.cell_config(row, seed)
-            done = cell if finished(cell, config) else finished_elsewhere(grid.out, config)
-            if done is not None:
-                log.info("%s seed %d: done earlier, kept (%s)", row.name, seed, done)
-                cell = done
-            else:
-                log.info("%s seed %d: running in %s", row.name, seed, cell)
-                start = time.time()
-                train(config, cell)
-                log.info("%s seed %d: %.0f s", row.name, seed, time.time() - start)
-            records.append(cell_record(row, seed, cell))
+    for row, seed in selected_cells(grid, only_rows):
+        cell = grid.cell_dir(row, seed)
+        config = grid.cell_config(row, seed)
+        done = cell if finished(cell, config) else finished_elsewhere(grid.out, config)
+        if done is not None:
+            log.info("%s seed %d: done earlier, kept (%s)", row.name, seed, done)
+            cell = done
+        else:
+            log.info("%s seed %d: running in %s", row.name, seed, cell)
+            start = time.time()
+            train(config, cell)
+            log.info("%s seed %d: %.0f s", row.name, seed, time.time() - start)
+        records.append(cell_record(row, seed, cell))
     return records
 
 
@@ -171,22 +174,21 @@ def collect_records(grid: Grid, only_rows: list[str] | None = None) -> list[dict
     of the shared `out` folder is found there, as in the table.
     """
     records = []
-    for row in grid.rows:
-        if only_rows and row.name not in only_rows:
-            continue
-        for seed in grid.seeds:
-            cell: Path | None = grid.cell_dir(row, seed)
-            if not (cell / "results.json").is_file():
-                cell = finished_elsewhere(grid.out, grid.cell_config(row, seed))
-            if cell is not None:
-                records.append(cell_record(row, seed, cell))
+    for row, seed in selected_cells(grid, only_rows):
+        cell: Path | None = grid.cell_dir(row, seed)
+        if not (cell / "results.json").is_file():
+            cell = finished_elsewhere(grid.out, grid.cell_config(row, seed))
+        if cell is not None:
+            records.append(cell_record(row, seed, cell))
     return records
 
 
 def write_table(grid: Grid, records: list[dict], command: str = "", notes: str = "") -> str:
-    """Markdown and CSV tables of mean +- std over seeds; returns the markdown."""
+    """Markdown and CSV tables of mean +- std over seeds; returns the markdown. The grid's
+    own notes come first, then the caller's `notes`."""
     from zsmie.experiments.tables import results_table
 
+    notes = "\n\n".join(part for part in (grid.notes, notes) if part)
     markdown, csv_text = results_table(grid, records, command=command, notes=notes)
     atomic_write_text(grid.results.with_suffix(".md"), markdown)
     atomic_write_text(grid.results.with_suffix(".csv"), csv_text)
