@@ -92,6 +92,7 @@ def leave_one_label_out(
     def loader(data) -> DataLoader:
         return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
 
+    model.eval()  # prototypes without dropout, as the samples
     prototypes = label_prototypes(model, texts, {})
     full = run_model(model, loader(dataset), prototypes, device=device)
     gold = full.labels.numpy()

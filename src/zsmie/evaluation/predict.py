@@ -68,9 +68,15 @@ def label_prototypes(model: ZeroShotModel, texts: list[str], cache: dict) -> Ten
     return cache[key]
 
 
+@torch.no_grad()
 def evaluate_part(prepared, model, loader, part: str, accelerator=None, cache=None) -> dict:
-    """Metrics of one split part (val or test) over its own, unseen, label set."""
+    """Metrics of one split part (val or test) over its own, unseen, label set.
+
+    Everything runs in eval mode without autograd, the label prototypes included: with a
+    fine-tuned encoder, prototypes built in training mode carry dropout noise, and model
+    selection on them would be noisy. The caller switches back to training mode."""
     core = accelerator.unwrap_model(model) if accelerator is not None else model
+    model.eval()
     prototypes = label_prototypes(core, prepared.texts(part), {} if cache is None else cache)
     predictions = run_model(model, loader, prototypes, accelerator)
     return metrics_of(predictions, list(prepared.split.part(part)))
