@@ -4,18 +4,20 @@ import torch
 
 from zsmie.layers.fusion import EntityAwareAttention
 from zsmie.layers.vmoe import VariationalMoE
+from zsmie.losses.mgvat import GraphVAT
 from zsmie.models.base import Features
 from zsmie.models.mgvmoe import MGVMoE
 
 D = 8
 
 
-def head(**kw) -> MGVMoE:
+def head(vmoe_init="identity", **kw) -> MGVMoE:
     torch.manual_seed(0)
-    options = dict(experts=4, beta=1.0, tau_lr=0.1, kl_reduction="mean", vat_score="cosine",
-                   init="identity", score="cosine", scale=5.0, dropout=0.0, margin=1.0)
+    options = dict(beta=1.0, init="identity", score="cosine", scale=5.0, dropout=0.0, margin=1.0)
     options.update(kw)
-    return MGVMoE(D, 6, 3 * D, D, **options)
+    vmoe = VariationalMoE(D, experts=4, init=vmoe_init, kl_reduction="mean")
+    vat = GraphVAT(2 * D, mode="radius", epsilon=0.1, score="cosine")
+    return MGVMoE(D, 6, 3 * D, D, vmoe, vat, **options)
 
 
 def features(b=6, length=5, patches=3, with_image=True, seed=1) -> Features:
@@ -35,9 +37,8 @@ def test_tau_moves_in_its_own_step_and_never_in_the_model_step():
     model.train()
     assert all(p is not model.vat.tau for p in model.parameters())  # a buffer, not a param
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    out = model(features(), torch.randn(4, D))
     tau0 = model.vat.tau.clone()
-    model.adversary_step(out)
+    out = model(features(), torch.randn(4, D))  # Eq. 12 runs inside the forward pass
     tau1 = model.vat.tau.clone()
     assert not torch.equal(tau0, tau1)
     loss, terms = model.loss(out, torch.tensor([0, 1, 2, 3, 0, 1]))
@@ -46,6 +47,30 @@ def test_tau_moves_in_its_own_step_and_never_in_the_model_step():
     loss.backward()
     optimizer.step()
     assert torch.equal(model.vat.tau, tau1)
+
+
+def test_the_model_loss_uses_this_steps_tau():
+    model = head()
+    model.train()
+    out = model(features(), torch.randn(4, D))
+    nodes = out.extras["nodes"].detach()
+    now = model.vat.divergence(nodes, model.vat.tau)
+    assert torch.allclose(out.losses["vat"], now)
+    assert out.losses["vat"].item() > 1e-6
+    assert torch.isclose(out.stats["tau_norm"], model.vat.tau.norm())
+
+
+def test_random_experts_differ_and_identity_experts_start_as_copies():
+    tokens, mask = torch.randn(2, 5, D), torch.ones(2, 5, dtype=torch.bool)
+    torch.manual_seed(0)
+    random = VariationalMoE(D, experts=4, init="random").train()(tokens, mask)
+    identity = VariationalMoE(D, experts=4, init="identity").train()(tokens, mask)
+    assert random.stats["spread"].item() > 0.5  # relative pairwise distance of expert means
+    assert identity.stats["spread"].item() < 0.01
+    for stats in (random.stats, identity.stats):
+        assert stats["load"].shape == (4,)
+        assert torch.isclose(stats["load"].sum(), torch.tensor(1.0))
+    assert identity.stats["sigma"].item() < 0.1  # log-variance starts at -6
 
 
 def test_inference_is_deterministic_and_training_samples():
@@ -107,14 +132,13 @@ def test_forced_expert_routes_every_token_to_it_at_inference():
 
 
 def test_a_tiny_mgvmoe_overfits_a_handful_of_samples():
-    model = head(init="random", score="dot", beta=0.1)
+    model = head(vmoe_init="random", init="random", score="dot", beta=0.1)
     feats, protos = features(b=8, seed=5), torch.randn(4, D)
     labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(150):
         out = model(feats, protos)
-        model.adversary_step(out)
         loss, _ = model.loss(out, labels)
         optimizer.zero_grad()
         loss.backward()

@@ -67,9 +67,20 @@ class ModelConfig:
     vmoe: bool = True
     mgvat: bool = True
     fusion: str = "query"  # "paper" (as written, ignores the entity) | "query"
-    tau_lr: float = 1e-3  # step size of the gradient ascent on tau (Eq. 12)
-    kl_reduction: str = "sum"  # Eq. 6 over experts and dims: "sum" (paper) or "mean"
-    vat_score: str = "dot"  # Eq. 10 logits: "dot" (paper) or "cosine" (bounded)
+    # VMoE (Eqs. 2-6): experts start "random" (the release) or at "identity" + noise
+    vmoe_init: str = "random"
+    vmoe_init_std: float = 1e-3  # the noise of "identity" init
+    kl_reduction: str = "mean"  # Eq. 6 over experts and dims: "sum" (paper) or "mean"
+    # MG-VAT (Eqs. 9-12). vat_mode "radius": tau at a fixed radius (vat_epsilon x the mean
+    # node norm) along the power-iterated KL gradient (Miyato et al.); "penalty": the paper's
+    # ascent with a squared penalty, KL - vat_penalty ||tau||^2, step tau_lr
+    vat_mode: str = "radius"
+    vat_epsilon: float = 0.1
+    vat_power_steps: int = 1
+    vat_penalty: float = 1e-4
+    tau_lr: float = 1e-3
+    vat_score: str = "cosine"  # Eq. 10 logits: "dot" (paper) or "cosine" (bounded)
+    vat_complement: str = "ones"  # Eq. 10's irrelevant aggregate: P(1 - A) or P(I - A)
     force_expert: int = -1  # >= 0: evaluation with one expert forced on (Figure 5)
 
 
@@ -120,6 +131,9 @@ class Config:
             "model.kl_reduction": (self.model.kl_reduction, {"sum", "mean"}),
             "train.mixed_precision": (self.train.mixed_precision, {"no", "bf16", "fp16"}),
             "model.vat_score": (self.model.vat_score, {"dot", "cosine"}),
+            "model.vat_mode": (self.model.vat_mode, {"radius", "penalty"}),
+            "model.vat_complement": (self.model.vat_complement, {"ones", "identity"}),
+            "model.vmoe_init": (self.model.vmoe_init, {"random", "identity"}),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

@@ -5,26 +5,54 @@ variational information bottleneck: mu_i = FFNN(M; theta_mu), log sigma_i^2 = FF
 theta_sigma) (Eq. 2), z_i = mu_i + sigma_i * eps in training (Eq. 3) and mu_i at inference,
 so predictions are deterministic. A per-token softmax router G = softmax(W_g M + b_g) mixes
 the experts, H = sum_i G_i z_i. Auxiliary losses: routing entropy (Eq. 4) and KL to N(0, I)
-(Eq. 6), both averaged over real tokens only.
+(Eq. 6), both averaged over real tokens only; padding positions are never computed.
+
+Initialisation (`init`): "random" is the release's (PyTorch's default Linear init, so the
+experts start different); "identity" starts every expert mean map at I + noise of std
+`init_std` (the layer first passes the encoder's tokens through; with the default 1e-3
+noise the experts stay near-copies, measured by `spread` in the diagnostics).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zsmie.losses.vib import gaussian_kl, masked_token_mean, routing_entropy
+from zsmie.losses.vib import gaussian_kl, routing_entropy
+
+INITS = ("random", "identity")
 
 
 @dataclass
 class VMoEOutput:
-    hidden: Tensor  # [B, N, d] H = sum_i G_i z_i
-    gates: Tensor  # [B, N, K] router weights G
-    aux: Tensor  # scalar, mean routing entropy (Eq. 4)
-    kl: Tensor  # scalar, mean over tokens of sum over experts and dims of KL (Eq. 6)
+    hidden: Tensor  # [B, N, d] H = sum_i G_i z_i (zeros at padding)
+    gates: Tensor  # [B, N, K] router weights G (zeros at padding)
+    aux: Tensor  # scalar, mean routing entropy (Eq. 4); 0 at inference
+    kl: Tensor  # scalar, mean over tokens of the KL of Eq. 6; 0 at inference
+    stats: dict[str, Tensor] = field(default_factory=dict)  # detached diagnostics (training)
+
+
+def expert_stats(gates: Tensor, mu: Tensor, logvar: Tensor, sample: int = 256) -> dict[str, Tensor]:
+    """Diagnostics of one VMoE pass over real tokens; gates [T, K], mu / logvar [T, K, d].
+
+    load [K]: mean gate per expert; entropy: mean routing entropy; spread: mean pairwise
+    distance between the K expert means of a token, relative to their mean norm (0 when the
+    experts are copies); sigma: mean standard deviation.
+    """
+    with torch.no_grad():
+        k = mu.size(1)
+        sub = mu[torch.linspace(0, len(mu) - 1, min(sample, len(mu))).long()].float()
+        pairs = torch.cdist(sub, sub)  # [t, K, K]
+        spread = pairs.sum((-1, -2)) / (k * (k - 1)) if k > 1 else pairs.new_zeros(len(sub))
+        return {
+            "load": gates.float().mean(0),
+            "entropy": routing_entropy(gates.float()).mean(),
+            "spread": (spread / sub.norm(dim=-1).mean(-1).clamp_min(1e-12)).mean(),
+            "sigma": (0.5 * logvar.float()).exp().mean(),
+        }
 
 
 class VariationalMoE(nn.Module):
@@ -32,11 +60,14 @@ class VariationalMoE(nn.Module):
         self,
         dim: int,
         experts: int = 8,
-        init: str = "identity",
+        init: str = "random",
+        init_std: float = 1e-3,
         logvar_init: float = -6.0,
-        kl_reduction: str = "sum",
+        kl_reduction: str = "mean",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init = {init!r}: expected one of {INITS}")
         self.kl_reduction = kl_reduction
         self.dim, self.experts = dim, experts
         self.router = nn.Linear(dim, experts)
@@ -44,29 +75,37 @@ class VariationalMoE(nn.Module):
         self.logvar = nn.Linear(dim, experts * dim)  # K expert log-variance maps, batched
         self.force_expert = -1  # >= 0: at inference, route every token to this expert (Figure 5)
         if init == "identity":
-            # Experts start near the identity with a small variance: the layer first passes
-            # the encoder's tokens through, and training moves the experts apart from there.
             with torch.no_grad():
                 eye = torch.eye(dim).repeat(experts, 1)  # [K d, d]
-                self.mu.weight.copy_(eye + 1e-3 * torch.randn_like(eye))
+                self.mu.weight.copy_(eye + init_std * torch.randn_like(eye))
                 self.mu.bias.zero_()
                 self.logvar.weight.mul_(0.01)
                 self.logvar.bias.fill_(logvar_init)
 
     def forward(self, tokens: Tensor, mask: Tensor) -> VMoEOutput:
         """tokens M [B, N, d], mask [B, N] bool (false at padding) -> VMoEOutput."""
-        b, n, d = tokens.shape
-        gates = self.router(tokens).softmax(-1)  # [B, N, K]
+        real = tokens[mask]  # [T, d], the real tokens only
+        t, d = real.shape
+        gates = self.router(real).softmax(-1)  # [T, K]
         if self.force_expert >= 0 and not self.training:
-            gates = F.one_hot(torch.full_like(gates[..., 0], self.force_expert).long(),
-                              self.experts).to(tokens.dtype)
-        mu = self.mu(tokens).view(b, n, self.experts, d)  # [B, N, K, d]
-        logvar = self.logvar(tokens).view(b, n, self.experts, d).clamp(-20.0, 10.0)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu) if self.training else mu
-        hidden = (gates.unsqueeze(-1) * z).sum(2)  # [B, N, d]
+            gates = F.one_hot(torch.full_like(gates[:, 0], self.force_expert).long(),
+                              self.experts).to(real.dtype)
+        mu = self.mu(real).view(t, self.experts, d)  # [T, K, d]
+        hidden = tokens.new_zeros(tokens.shape)
+        full_gates = tokens.new_zeros(*mask.shape, self.experts)
+        full_gates[mask] = gates
+        if not self.training:  # z = mu: no sampling, and the variance and losses are not needed
+            hidden[mask] = (gates.unsqueeze(-1) * mu).sum(1)
+            zero = tokens.new_zeros(())
+            return VMoEOutput(hidden=hidden, gates=full_gates, aux=zero, kl=zero)
+        logvar = self.logvar(real).view(t, self.experts, d).clamp(-20.0, 10.0)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        hidden[mask] = (gates.unsqueeze(-1) * z).sum(1)  # [T, d] scattered back to [B, N, d]
+        kl = gaussian_kl(mu.unsqueeze(0), logvar.unsqueeze(0), self.kl_reduction)  # [1, T]
         return VMoEOutput(
             hidden=hidden,
-            gates=gates,
-            aux=masked_token_mean(routing_entropy(gates), mask),
-            kl=masked_token_mean(gaussian_kl(mu, logvar, self.kl_reduction), mask),
+            gates=full_gates,
+            aux=routing_entropy(gates).mean() if t else tokens.new_zeros(()),
+            kl=kl.mean() if t else tokens.new_zeros(()),
+            stats=expert_stats(gates, mu, logvar) if t else {},
         )

@@ -29,6 +29,8 @@ class HeadOutput:
     embedding: Tensor  # [B, h] the sample's vector in the shared space (t-SNE, prediction)
     losses: dict[str, Tensor] = field(default_factory=dict)  # extra loss terms, unweighted
     extras: dict[str, Tensor] = field(default_factory=dict)  # e.g. MG-VAT nodes, attention
+    # detached training diagnostics (tau_norm, expert_load [K], ...), averaged per epoch
+    stats: dict[str, Tensor] = field(default_factory=dict)
 
 
 class ZeroShotHead(nn.Module):
@@ -43,10 +45,6 @@ class ZeroShotHead(nn.Module):
 
     def forward(self, features: Features, prototypes: Tensor) -> HeadOutput:
         raise NotImplementedError
-
-    def adversary_step(self, output: HeadOutput) -> dict[str, float]:
-        """Called by the trainer before the model step; heads with an adversary override it."""
-        return {}
 
     def loss(self, output: HeadOutput, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Total training loss and its named terms; the base is the ranking loss (Eq. 13)."""

@@ -32,23 +32,19 @@ class MGVMoE(ZeroShotHead):
         image_dim: int,
         entity_dim: int,
         proj_dim: int,
-        experts: int = 8,
+        vmoe: VariationalMoE | None,
+        vat: GraphVAT | None,
         beta: float = 1.0,
-        vmoe: bool = True,
-        mgvat: bool = True,
         fusion: str = "query",
-        tau_lr: float = 1e-3,
-        kl_reduction: str = "sum",
-        vat_score: str = "dot",
         **scorer,
     ) -> None:
+        """`vmoe` / `vat`: the VMoE layer and the MG-VAT module, or None (the ablations)."""
         super().__init__(scorer.pop("margin", 1.0))
         self.beta = beta
         self.image_in = (
             nn.Linear(image_dim, text_dim) if image_dim and image_dim != text_dim else nn.Identity()
         )
-        self.vmoe = VariationalMoE(text_dim, experts, kl_reduction=kl_reduction) if vmoe else None
-        self.vat = GraphVAT(2 * text_dim, lr=tau_lr, score=vat_score) if mgvat else None
+        self.vmoe, self.vat = vmoe, vat
         self.fusion = EntityAwareAttention(text_dim, entity_dim, form=fusion)
         self.scorer = PrototypeScorer(text_dim + entity_dim, text_dim, proj_dim, **scorer)
 
@@ -64,10 +60,12 @@ class MGVMoE(ZeroShotHead):
     def forward(self, features: Features, prototypes: Tensor) -> HeadOutput:
         tokens, mask, n_image = self.tokens(features)
         losses: dict[str, Tensor] = {}
+        stats: dict[str, Tensor] = {}
         if self.vmoe is not None:
             moe = self.vmoe(tokens, mask)
             fused = moe.hidden  # H [B, P + L, d]
             losses["aux"], losses["reg"] = moe.aux, moe.kl
+            stats.update({f"expert_{k}": v for k, v in moe.stats.items()})
         else:
             fused = tokens
         text = masked_mean(fused[:, n_image:], features.text_mask)  # T~ [B, d]
@@ -81,17 +79,11 @@ class MGVMoE(ZeroShotHead):
             if int(has.sum()) >= 2:
                 losses["cl"] = multimodal_contrastive(text[has], image[has])
             if self.vat is not None and len(nodes) >= 2:
-                losses["vat"] = self.vat(nodes)
+                losses["vat"] = self.vat(nodes)  # tau moves first, for this batch (Eq. 12)
+                stats["tau_norm"] = self.vat.tau.norm()
         pooled, alpha = self.fusion(fused, features.entity, mask)  # U [B, d]
         scores, embedding = self.scorer(torch.cat([pooled, features.entity], -1), prototypes)
-        return HeadOutput(scores, embedding, losses, {"nodes": nodes, "attention": alpha})
-
-    def adversary_step(self, output: HeadOutput) -> dict[str, float]:
-        """Eq. 12 on tau alone, before the model step."""
-        if self.vat is None or not self.training or len(output.extras["nodes"]) < 2:
-            return {}
-        return {"vat_adversary": self.vat.ascend(output.extras["nodes"]),
-                "tau_norm": float(self.vat.tau.norm())}
+        return HeadOutput(scores, embedding, losses, {"nodes": nodes, "attention": alpha}, stats)
 
     def loss(self, output: HeadOutput, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 14: L = L_rank + beta * (L_aux + L_reg + L_cl + L_vat)."""

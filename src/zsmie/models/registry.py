@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zsmie.config import Config, ConfigError
+from zsmie.layers.vmoe import VariationalMoE
+from zsmie.losses.mgvat import GraphVAT
 from zsmie.models.base import ZeroShotHead
 from zsmie.models.matching import RelationMatching
 from zsmie.models.mgvmoe import MGVMoE
@@ -32,24 +34,20 @@ def _proto(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> Ze
 
 def _mgvmoe(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     m = config.model
-    head = MGVMoE(
-        text_dim,
-        vision_dim,
-        (n_markers + 1) * text_dim,
-        m.proj_dim or text_dim,
-        experts=m.experts,
-        beta=m.beta,
-        vmoe=m.vmoe,
-        mgvat=m.mgvat,
-        fusion=m.fusion,
-        tau_lr=m.tau_lr,
+    vmoe = VariationalMoE(
+        text_dim, m.experts, init=m.vmoe_init, init_std=m.vmoe_init_std,
         kl_reduction=m.kl_reduction,
-        vat_score=m.vat_score,
-        **scorer_options(config),
+    ) if m.vmoe else None
+    vat = GraphVAT(
+        2 * text_dim, mode=m.vat_mode, epsilon=m.vat_epsilon, power_steps=m.vat_power_steps,
+        penalty=m.vat_penalty, lr=m.tau_lr, score=m.vat_score, complement=m.vat_complement,
+    ) if m.mgvat else None
+    if vmoe is not None:
+        vmoe.force_expert = m.force_expert
+    return MGVMoE(
+        text_dim, vision_dim, (n_markers + 1) * text_dim, m.proj_dim or text_dim, vmoe, vat,
+        beta=m.beta, fusion=m.fusion, **scorer_options(config),
     )
-    if head.vmoe is not None:
-        head.vmoe.force_expert = m.force_expert
-    return head
 
 
 def _similarity(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:

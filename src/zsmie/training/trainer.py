@@ -42,17 +42,34 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, out: Pat
             )
 
 
+class EpochMeans:
+    """Running means of named values over the steps of an epoch; a value may be a scalar or a
+    vector (per-expert load) and may be absent from some steps (no images in a batch)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            value = value.detach().float().cpu()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float | list[float]]:
+        return {name: (total / self.counts[name]).tolist() for name, total in self.sums.items()}
+
+
 def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out):
-    """One pass over the training batches; returns the mean of each logged loss term."""
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}  # a term can be absent from a step (no images in it)
+    """One pass over the training batches; returns the epoch means of each loss term and of
+    the head's diagnostics (MG-VMoE: tau_norm, expert load / entropy / spread / sigma)."""
+    losses, diagnostics = EpochMeans(), EpochMeans()
     show = config.train.progress and accelerator.is_local_main_process
     bar = tqdm(loader, desc=f"epoch {epoch}/{config.train.epochs}", disable=not show, leave=False)
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     for step, batch in enumerate(bar, start=1):
-        output = model(batch, prototypes())
-        adversary = head.adversary_step(output)  # MG-VAT: tau moves first (Eq. 12)
+        output = model(batch, prototypes())  # MG-VAT: tau moves for this batch in here (Eq. 12)
         loss, terms = head.loss(output, batch.labels)
         check_finite(terms, epoch, step, out)
         optimizer.zero_grad(set_to_none=True)
@@ -60,12 +77,10 @@ def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config,
         if config.train.grad_clip > 0:
             accelerator.clip_grad_norm_(params, config.train.grad_clip)
         optimizer.step()
-        logged = {**{k: float(v.detach()) for k, v in terms.items()}, **adversary}
-        for name, value in logged.items():
-            sums[name] = sums.get(name, 0.0) + value
-            counts[name] = counts.get(name, 0) + 1
+        losses.add(terms)
+        diagnostics.add(output.stats)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-    return {name: total / counts[name] for name, total in sums.items()}
+    return losses.means(), diagnostics.means()
 
 
 def start_run(config: Config, out: Path, resume: bool, main: bool) -> None:
@@ -117,7 +132,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         # Batches are a function of (seed, epoch), so a resumed run replays them exactly; the
         # prepared loader passes the epoch on to the sampler (and keeps its own count in step).
         train_loader.set_epoch(epoch)
-        losses = train_epoch(
+        losses, diagnostics = train_epoch(
             model, head, optimizer, train_loader,
             lambda: label_prototypes(core, train_texts, cache), accelerator, config, epoch, out,
         )
@@ -136,6 +151,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
                 "epoch": epoch,
                 "steps": len(train_loader),
                 "train": losses,
+                "diagnostics": diagnostics,
                 "val": {k: val[k] for k in SUMMARY},
                 "best_epoch": state.best_epoch,
                 "elapsed_s": round(time.time() - start, 2),
