@@ -144,7 +144,7 @@ class ZeroShotExtractor:
             self.last_image_report = {"samples": len(samples), "images_used": 0}
             return [dataclasses.replace(s, image=None) for s in samples]
         given = [i for i, s in enumerate(samples) if s.image is not None]
-        checked, report = apply_image_policy([samples[i] for i in given], images, decode=True)
+        checked, report = apply_image_policy([samples[i] for i in given], images)
         out = list(samples)
         for i, sample in zip(given, checked, strict=True):
             out[i] = sample

@@ -10,10 +10,20 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from zsmie.data.batching import Batch
+from zsmie.data.sample import DataError
 from zsmie.encoders.text import TextEncoder, entity_token_mask, gather_entity_vector
 from zsmie.encoders.vision import VisionEncoder
 from zsmie.io import atomic_write
 from zsmie.models.base import Features, HeadOutput, ZeroShotHead
+
+
+def read_weights(path: str | Path) -> dict[str, Tensor]:
+    """A safetensors file's tensors; anything else (random bytes, a pickle) is a DataError."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a safetensors weights file ({reason:.160})") from None
 
 
 class ZeroShotModel(nn.Module):
@@ -87,10 +97,7 @@ class ZeroShotModel(nn.Module):
 
     def load(self, path: Path) -> None:
         """Weights from safetensors only: a file holding anything else (a pickle) is refused."""
-        try:
-            state = load_file(str(path))
-        except SafetensorError as exc:
-            raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
+        state = read_weights(path)
         self.load_trainable(state, str(path))
 
     @torch.no_grad()
@@ -99,7 +106,7 @@ class ZeroShotModel(nn.Module):
         expected = set(self.trainable_state_dict())
         absent, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if absent or unexpected:
-            raise ValueError(
+            raise DataError(
                 f"{source}: weights do not fit this model (missing {absent[:5]}, "
                 f"unexpected {unexpected[:5]})"
             )

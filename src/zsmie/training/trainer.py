@@ -9,6 +9,7 @@ resume (`resume=True`) and finish with the same results as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from zsmie.config import Config, load_config, save_config
 from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
+from zsmie.run_folder import claim_run
 from zsmie.training.checkpoint import TrainState, load_checkpoint, save_checkpoint, trim_metrics
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,17 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, out: Pat
         if not torch.isfinite(value):
             raise NonFiniteLoss(
                 f"epoch {epoch} step {step}: loss term {name!r} is {value.item()}; stopped. "
-                f"The last good weights stay in {out / 'best.safetensors'} and the last "
-                f"complete epoch in {out / 'checkpoint'}"
+                + _kept(out)
             )
+
+
+def _kept(out: Path) -> str:
+    """What a stopped run leaves to use: only the files that were written."""
+    best, state = out / "best.safetensors", out / "checkpoint" / "state.json"
+    if not best.is_file():
+        return "No weights were saved (it stopped before the first validation)"
+    kept = f"The last good weights stay in {best}"
+    return kept + (f" and the last complete epoch in {out / 'checkpoint'}" if state.is_file() else "")
 
 
 def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out):
@@ -78,11 +88,20 @@ def start_run(config: Config, out: Path, resume: bool, main: bool) -> None:
     (out / "metrics.jsonl").write_text("", encoding="utf-8")  # a fresh log per run
 
 
-def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
-    """Train, select on validation, test; returns the results written to results.json."""
+def train(config: Config, out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train, select on validation, test; returns the results written to results.json.
+
+    `out_dir` must be new or empty unless `resume` (continue it) or `overwrite` (replace the
+    run in it); the main process holds its lock while the run writes (zsmie.run_folder)."""
     out = Path(out_dir)
-    start = time.time()
     accelerator = make_accelerator(config)
+    main = accelerator.is_main_process
+    with claim_run(out, resume, overwrite) if main else contextlib.nullcontext():
+        return _train(config, out, resume, accelerator)
+
+
+def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
+    start = time.time()
     main = accelerator.is_main_process
     set_seed(config.seed)
     start_run(config, out, resume, main)
