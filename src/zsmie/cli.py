@@ -86,7 +86,7 @@ def train(
     data_dir: Path | None = typer.Option(None, help="dataset folder (sets data.dir)"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
     resume: Path | None = typer.Option(None, help="continue this run folder after a crash"),
-    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train a model, select it on validation, and write test metrics to OUT/results.json."""
     from zsmie.training.trainer import NonFiniteLoss, resume_run
@@ -211,7 +211,7 @@ def figures_tsne(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train and evaluate on the embedded demo data (60 invented posts; not a benchmark)."""
     from zsmie.training.trainer import train as run_training
@@ -239,7 +239,8 @@ def predict(
     ),
     top_k: int = typer.Option(5, help="labels kept per sample, best first"),
     open_set: bool = typer.Option(
-        False, "--open-set", help="answer 'none of these' under the run's calibrated threshold"
+        False, "--open-set", metavar="",  # a flag: no value (the default metavar says <bool>)
+        help="answer 'none of these' under the run's calibrated threshold",
     ),
     images: str = typer.Option("error", help="a given image that is missing or unreadable: error | blank"),
     output: Path | None = typer.Option(None, help="JSONL file to write (default: stdout)"),
@@ -290,7 +291,7 @@ def data_check(
     images: str = typer.Option(
         "error", help="missing or unreadable images: error (a problem each) | blank (counted)"
     ),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="print the report as JSON"),
 ) -> None:
     """Report every problem of a JSONL data file with its line number, then a summary.
 

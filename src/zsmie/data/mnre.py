@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from zsmie.data.sample import DataError, Sample, Span, check_span
+from zsmie.data.sample import DataError, Sample, Span, check_pair, check_span
 
 SPLIT_FILES = ("mnre_train.txt", "mnre_val.txt", "mnre_test.txt")
 # The upstream validation file carries a space in its name.
@@ -24,11 +24,12 @@ def _field(record: dict[str, Any], key: str, kind: type, where: str) -> Any:
         raise DataError(f"{where}: missing field {key!r}")
     value = record[key]
     if not isinstance(value, kind):
-        raise DataError(f"{where}: field {key!r} should be {kind.__name__}, got {value!r:.80}")
+        kind_name = getattr(kind, "__name__", str(kind).replace(" | ", " or "))
+        raise DataError(f"{where}: field {key!r} should be {kind_name}, got {value!r:.80}")
     return value
 
 
-def _entity(record: dict[str, Any], key: str, n_tokens: int, where: str) -> Span:
+def _entity(record: dict[str, Any], key: str, tokens: list[str], where: str) -> Span:
     entity = _field(record, key, dict, where)
     pos = entity.get("pos")
     if (
@@ -38,8 +39,28 @@ def _entity(record: dict[str, Any], key: str, n_tokens: int, where: str) -> Span
     ):
         raise DataError(f"{where}: field '{key}.pos' should be [start, end], got {pos!r:.80}")
     span = Span(pos[0], pos[1])
-    check_span(span, n_tokens, where, f"{key}.pos")
+    check_span(span, len(tokens), where, f"{key}.pos")
+    name = entity.get("name")
+    if name is not None:
+        if not isinstance(name, str):
+            raise DataError(f"{where}: field '{key}.name' should be str, got {name!r:.80}")
+        covered = tokens[span.start : span.end]
+        if name.split() != " ".join(covered).split():  # spacing aside, the same words
+            raise DataError(f"{where}: field '{key}.name' {name!r:.80} disagrees with its tokens "
+                            f"{key}.pos [{span.start}, {span.end}) = {' '.join(covered)!r:.80}")
     return span
+
+
+def _image_name(record: dict[str, Any], where: str) -> str:
+    """`img_id`: a bare file name, or an integer id meaning the image `<id>.jpg`."""
+    image = _field(record, "img_id", str | int, where)
+    if isinstance(image, bool) or (isinstance(image, int) and image < 0):
+        raise DataError(f"{where}: field 'img_id' should be a file name or an id >= 0, got {image!r}")
+    if isinstance(image, int):
+        return f"{image}.jpg"
+    if Path(image).name != image or image in {"", ".", ".."} or "\0" in image:
+        raise DataError(f"{where}: field 'img_id' must be a bare file name, got {image!r:.80}")
+    return image
 
 
 def parse_mnre_line(line: str, where: str, image_dir: Path | None = None) -> Sample:
@@ -54,12 +75,11 @@ def parse_mnre_line(line: str, where: str, image_dir: Path | None = None) -> Sam
     tokens = _field(record, "token", list, where)
     if not tokens or not all(isinstance(t, str) for t in tokens):
         raise DataError(f"{where}: field 'token' should be a non-empty list of strings")
-    head = _entity(record, "h", len(tokens), where)
-    tail = _entity(record, "t", len(tokens), where)
+    head = _entity(record, "h", tokens, where)
+    tail = _entity(record, "t", tokens, where)
+    check_pair(head, tail, where)
     label = _field(record, "relation", str, where)
-    image = _field(record, "img_id", str, where)
-    if Path(image).name != image or image in {"", ".", ".."}:
-        raise DataError(f"{where}: field 'img_id' must be a bare file name, got {image!r:.80}")
+    image = _image_name(record, where)
     return Sample(
         id=where,
         tokens=tuple(tokens),
