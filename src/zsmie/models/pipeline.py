@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -17,9 +17,14 @@ from zsmie.io import atomic_write
 from zsmie.models.base import Features, HeadOutput, ZeroShotHead
 
 
-def read_weights(path: str | Path) -> dict[str, Tensor]:
-    """A safetensors file's tensors; anything else (random bytes, a pickle) is a DataError."""
+def read_weights(path: str | Path, header_only: bool = False) -> dict[str, Tensor]:
+    """A safetensors file's tensors; anything else (random bytes, a pickle) is a DataError.
+
+    `header_only` checks the file's header (cheap, before any slow setup) and returns {}."""
     try:
+        if header_only:
+            with safe_open(str(path), "pt"):
+                return {}
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -24,7 +24,14 @@ from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
 from zsmie.run_folder import claim_run
-from zsmie.training.checkpoint import TrainState, load_checkpoint, save_checkpoint, trim_metrics
+from zsmie.training.checkpoint import (
+    CHECKPOINT,
+    TrainState,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+    trim_metrics,
+)
 
 log = logging.getLogger(__name__)
 SUMMARY = ("precision", "recall", "f1", "accuracy")
@@ -192,4 +199,6 @@ def resume_run(run: str | Path) -> dict:
     run = Path(run)
     if not (run / "config.toml").is_file():
         raise FileNotFoundError(f"{run}: no config.toml; not a zsmie run folder")
+    if (run / CHECKPOINT / "state.json").is_file():
+        read_state(run / CHECKPOINT / "state.json")  # a damaged checkpoint: fail before the data
     return train(load_config(run / "config.toml"), run, resume=True)
