@@ -25,7 +25,7 @@ OVERWRITE_HELP = "replace the run in a non-empty OUT (without it a non-empty OUT
 
 def _setup_logging(run_dir: Path | None = None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if run_dir is not None:
+    if run_dir is not None and _main_process():  # the others must not write before its claim
         run_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(run_dir / "train.log", encoding="utf-8"))
     logging.basicConfig(
