@@ -24,7 +24,7 @@ test: install
 	$(PY) -m pytest -q
 
 demo: install
-	$(VENV)/bin/zsmie demo --out runs/demo
+	$(VENV)/bin/zsmie demo --out runs/demo --overwrite
 
 lint: install
 	$(VENV)/bin/ruff check .

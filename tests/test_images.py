@@ -37,14 +37,14 @@ def test_truncated_images_are_caught_by_decoding(tmp_path):
     Image.effect_noise((64, 64), 64).convert("RGB").save(tmp_path / "full.jpg", quality=90)
     data = (tmp_path / "full.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
-    assert image_problem(str(tmp_path / "full.jpg"), decode=True) is None
-    assert image_problem(str(tmp_path / "cut.jpg"), decode=True) == "unreadable (OSError)"
+    assert image_problem(str(tmp_path / "full.jpg")) is None
+    assert image_problem(str(tmp_path / "cut.jpg")) == "unreadable (OSError)"
     with pytest.raises(DataError, match=r"f.jsonl:3: image '.*cut.jpg' is unreadable"):
         load_rgb(str(tmp_path / "cut.jpg"), "f.jsonl:3")
     samples = [Sample("1", ("a", "b"), Span(0, 1), Span(1, 2), "x", str(tmp_path / "cut.jpg"), "f:1")]
     with pytest.raises(DataError, match=r"f:1: field 'image' .*cut.jpg' is unreadable"):
-        apply_image_policy(samples, "error", decode=True)
-    out, report = apply_image_policy(samples, "blank", decode=True)
+        apply_image_policy(samples, "error")
+    out, report = apply_image_policy(samples, "blank")
     assert out[0].image is None and report.unreadable == 1
 
 
@@ -56,6 +56,6 @@ def test_huge_images_are_refused_not_decoded(tmp_path, monkeypatch):
     Image.new("RGB", (50, 50)).save(tmp_path / "bomb.png")  # 2500 px: over twice the limit
     for name in ("warn.png", "bomb.png"):
         path = str(tmp_path / name)
-        assert image_problem(path) == image_problem(path, decode=True) == "too large (over 1000 pixels)"
+        assert image_problem(path) == "too large (over 1000 pixels)"
         with pytest.raises(DataError, match=r"s:1: image .* is too large"):
             load_rgb(path, "s:1")

@@ -42,9 +42,9 @@ def test_grid_runs_every_cell_then_resumes_without_rerunning(tmp_path, monkeypat
     calls = []
     real_train = __import__("zsmie.training.trainer", fromlist=["train"]).train
 
-    def counting_train(config, out):
+    def counting_train(config, out, **options):
         calls.append((config.model.name, config.seed))
-        return real_train(config, out)
+        return real_train(config, out, **options)
 
     monkeypatch.setattr("zsmie.training.trainer.train", counting_train)
     records = run_grid(grid)
@@ -104,7 +104,7 @@ def test_grids_sharing_an_out_folder_share_identical_cells(tmp_path, monkeypatch
     grid.seeds = [0]
     run_grid(grid, only_rows=["Proto"])
     calls = []
-    monkeypatch.setattr("zsmie.training.trainer.train", lambda c, o: calls.append(o))
+    monkeypatch.setattr("zsmie.training.trainer.train", lambda c, o, **_: calls.append(o))
     grid.rows[1].name = "Proto again"  # another row name, the same resolved config
     (record,) = run_grid(grid, only_rows=["Proto again"])
     assert calls == [] and record["dir"] == str(grid.out / "proto" / "seed0")

@@ -72,8 +72,8 @@ def label_text_map(
         descriptions = read_descriptions(config.label_descriptions)
     if descriptions is not None:
         mode = "description"
-    abbreviations = LABEL_ABBREVIATIONS.get(config.data.format, {})
-    return dict(zip(labels, label_texts(labels, mode, abbreviations, descriptions), strict=True))
+    texts = label_texts(labels, mode, LABEL_ABBREVIATIONS, descriptions)
+    return dict(zip(labels, texts, strict=True))
 
 
 def build_model(config: Config) -> ZeroShotModel:

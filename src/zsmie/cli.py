@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,14 +15,17 @@ import typer
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
 from zsmie.encoders.packaged import EncoderError
+from zsmie.run_folder import RunFolderError, claim_run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-USER_ERRORS = (ConfigError, DataError, EncoderError, FileNotFoundError)
+# OSError: files that cannot be read or written (the messages name them).
+USER_ERRORS = (ConfigError, DataError, EncoderError, RunFolderError, OSError)
+OVERWRITE_HELP = "replace the run in a non-empty OUT (without it a non-empty OUT is refused)"
 
 
 def _setup_logging(run_dir: Path | None = None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if run_dir is not None:
+    if run_dir is not None and _main_process():  # the others must not write before its claim
         run_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(run_dir / "train.log", encoding="utf-8"))
     logging.basicConfig(
@@ -40,6 +44,12 @@ def _fail(exc: Exception) -> None:
 def _main_process() -> bool:
     """False in the other processes of a distributed launch (torchrun sets RANK)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _claim(run: Path, resume: bool, overwrite: bool):
+    """Hold the run folder before its train.log opens (the other processes of a distributed
+    launch leave it to the main one)."""
+    return claim_run(run, resume, overwrite) if _main_process() else contextlib.nullcontext()
 
 
 def _print_json(data: dict) -> None:
@@ -76,6 +86,7 @@ def train(
     data_dir: Path | None = typer.Option(None, help="dataset folder (sets data.dir)"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
     resume: Path | None = typer.Option(None, help="continue this run folder after a crash"),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train a model, select it on validation, and write test metrics to OUT/results.json."""
     from zsmie.training.trainer import NonFiniteLoss, resume_run
@@ -84,18 +95,19 @@ def train(
     if resume is None and (config is None or out is None):
         _fail(ConfigError("train needs --config and --out (or --resume RUN)"))
     run = resume if resume is not None else out
-    _setup_logging(run)
     try:
-        if resume is not None:
-            if config is not None or set_ or data_dir is not None:
-                raise ConfigError("--resume continues a run with its saved config.toml; "
-                                  "--config, --set and --data-dir are not accepted with it")
-            results = resume_run(resume)
-        else:
-            cfg = load_config(config, set_)
-            if data_dir is not None:
-                cfg.data.dir = str(data_dir)
-            results = run_training(cfg, out)
+        if resume is not None and (config is not None or set_ or data_dir is not None or overwrite):
+            raise ConfigError("--resume continues a run with its saved config.toml; "
+                              "--config, --set, --data-dir and --overwrite are not accepted with it")
+        with _claim(run, resume is not None, overwrite):
+            _setup_logging(run)
+            if resume is not None:
+                results = resume_run(resume)
+            else:
+                cfg = load_config(config, set_)
+                if data_dir is not None:
+                    cfg.data.dir = str(data_dir)
+                results = run_training(cfg, out, overwrite=overwrite)
     except (*USER_ERRORS, NonFiniteLoss) as exc:
         _fail(exc)
     _print_json({"run": str(run), "best_epoch": results["best_epoch"], "test": _brief(results)})
@@ -199,14 +211,16 @@ def figures_tsne(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train and evaluate on the embedded demo data (60 invented posts; not a benchmark)."""
     from zsmie.training.trainer import train as run_training
 
-    _setup_logging(out)
     config_file = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
     try:
-        results = run_training(load_config(config_file, set_), out)
+        with _claim(out, False, overwrite):
+            _setup_logging(out)
+            results = run_training(load_config(config_file, set_), out, overwrite=overwrite)
     except USER_ERRORS as exc:
         _fail(exc)
     if _main_process():
@@ -225,7 +239,8 @@ def predict(
     ),
     top_k: int = typer.Option(5, help="labels kept per sample, best first"),
     open_set: bool = typer.Option(
-        False, "--open-set", help="answer 'none of these' under the run's calibrated threshold"
+        False, "--open-set", metavar="",  # a flag: no value (the default metavar says <bool>)
+        help="answer 'none of these' under the run's calibrated threshold",
     ),
     images: str = typer.Option("error", help="a given image that is missing or unreadable: error | blank"),
     output: Path | None = typer.Option(None, help="JSONL file to write (default: stdout)"),
@@ -276,7 +291,7 @@ def data_check(
     images: str = typer.Option(
         "error", help="missing or unreadable images: error (a problem each) | blank (counted)"
     ),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="print the report as JSON"),
 ) -> None:
     """Report every problem of a JSONL data file with its line number, then a summary.
 

@@ -7,6 +7,7 @@ run can be re-evaluated or resumed from the folder alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -134,6 +135,7 @@ class Config:
             "model.vat_mode": (self.model.vat_mode, {"radius", "penalty"}),
             "model.vat_complement": (self.model.vat_complement, {"ones", "identity"}),
             "model.vmoe_init": (self.model.vmoe_init, {"random", "identity"}),
+            "train.device": (self.train.device, {"auto", "cpu", "cuda"}),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -142,14 +144,16 @@ class Config:
             "train.batch_size": self.train.batch_size,
             "train.epochs": self.train.epochs,
             "train.eval_batch_size": self.train.eval_batch_size,
+            "train.patience": self.train.patience,
             "text.max_length": self.text.max_length,
             "model.experts": self.model.experts,
         }
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} = {value}: must be at least 1")
-        if self.train.lr <= 0:
-            raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
+        for key, value, ok, allowed in self._ranges():
+            if not ok:
+                raise ConfigError(f"{key} = {value}: must be {allowed}")
         # A description map that nothing reads, or a description mode with no map, is a mistake.
         if (self.label_text == "description") != bool(self.label_descriptions):
             raise ConfigError(
@@ -159,6 +163,26 @@ class Config:
                 "and label_descriptions is only read with label_text = \"description\""
             )
         return self
+
+
+    def _ranges(self) -> list[tuple[str, Any, bool, str]]:
+        """(key, value, whether it is in range, the range in words) for bounded numbers."""
+        t, m = self.train, self.model
+        finite = math.isfinite
+        counts = {"train.steps_per_epoch": t.steps_per_epoch, "train.num_workers": t.num_workers,
+                  "data.max_per_label": self.data.max_per_label, "model.proj_dim": m.proj_dim}
+        positive = {"train.lr": t.lr, "model.scale": m.scale}
+        nonneg = {"train.weight_decay": t.weight_decay, "train.grad_clip": t.grad_clip,
+                  "model.margin": m.margin, "model.beta": m.beta, "model.tau_lr": m.tau_lr}
+        return [
+            ("seed", self.seed, 0 <= self.seed < 2**32, "an integer in [0, 2**32 - 1]"),
+            *[(k, v, v >= 0, "0 or more") for k, v in counts.items()],
+            *[(k, v, finite(v) and v > 0, "a finite number > 0") for k, v in positive.items()],
+            *[(k, v, finite(v) and v >= 0, "a finite number >= 0") for k, v in nonneg.items()],
+            ("model.dropout", m.dropout, 0 <= m.dropout < 1, "a number in [0, 1)"),
+            ("model.force_expert", m.force_expert, -1 <= m.force_expert < m.experts,
+             f"-1 (off) or an expert index in [0, {m.experts - 1}]"),
+        ]
 
 
 def _field_types(cls: type) -> dict[str, Any]:

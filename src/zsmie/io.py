@@ -1,9 +1,16 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
+"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one.
+
+Only regular files (and new paths) are replaced by the rename trick. A symlink is followed: its
+target is what gets replaced, the link stays. Anything else that already exists at the path (a
+FIFO, a device such as /dev/null or /dev/full, a socket) is opened and written through, never
+replaced. A replaced file keeps its permission bits.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,19 +20,46 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """The same kind of OSError, naming the destination rather than a temporary file."""
+    return OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename over `path`."""
+    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename over `path`.
+
+    A symlink's target is replaced (the link is kept); an existing non-regular file (FIFO,
+    device) is passed to `write` itself. Failures are OSErrors that name `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = Path(os.path.realpath(path))  # a symlink (chain) -> the file it points at
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise IsADirectoryError(21, f"cannot write {path}: it is a folder")
+    try:
+        if mode is not None and not stat.S_ISREG(mode):
+            write(target)  # a FIFO or a device: written through, never replaced
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
+    # mkstemp makes 0600: give the file the old file's mode, or the usual mode of a new file
+    os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_UMASK)
     try:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
 

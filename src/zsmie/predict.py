@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from zsmie.config import Config
 from zsmie.data.batching import SampleDataset, collate
 from zsmie.data.images import apply_image_policy
 from zsmie.data.jsonl import parse_jsonl_record, read_jsonl
-from zsmie.data.labels import check_label_set, read_descriptions
+from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
 from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
 from zsmie.evaluation.predict import label_prototypes, run_model
@@ -144,7 +145,7 @@ class ZeroShotExtractor:
             self.last_image_report = {"samples": len(samples), "images_used": 0}
             return [dataclasses.replace(s, image=None) for s in samples]
         given = [i for i, s in enumerate(samples) if s.image is not None]
-        checked, report = apply_image_policy([samples[i] for i in given], images, decode=True)
+        checked, report = apply_image_policy([samples[i] for i in given], images)
         out = list(samples)
         for i, sample in zip(given, checked, strict=True):
             out[i] = sample
@@ -184,6 +185,7 @@ class ZeroShotExtractor:
     ) -> list[Prediction]:
         """Rank `labels` for every sample, best first, keeping the `top_k` best.
 
+        `labels`: a list of names, or one string of comma-separated names ("a,b,c").
         `descriptions`: a label -> text map (or its file / packaged alias) whose text replaces
         the label text. `open_set`: answer "none of these" below the run's threshold.
         `images`: what a given but missing or unreadable image does, `error` or `blank`.
@@ -193,7 +195,8 @@ class ZeroShotExtractor:
             raise ValueError(f"top_k = {top_k}: must be at least 1")
         if images not in ("error", "blank"):
             raise ValueError(f"images = {images!r}: expected 'error' or 'blank'")
-        labels = list(labels)
+        # A string is one comma-separated list, as `--labels` reads it (not its characters).
+        labels = split_labels(labels) if isinstance(labels, str) else list(labels)
         texts = self.label_texts(labels, descriptions)
         threshold = self._open_set_threshold(labels) if open_set else None
         seen = [label for label, text in zip(labels, texts, strict=True)
@@ -203,6 +206,10 @@ class ZeroShotExtractor:
         checked = self._with_images(self.samples(samples, base_dir), images)
         if not checked:
             return []
+        repeated = [i for i, n in Counter(s.id for s in checked).items() if n > 1]
+        if repeated:
+            log.warning("%d sample id(s) are used by more than one sample, so their predictions "
+                        "share an id: %s", len(repeated), repeated[:5])
         scores = self.scores(checked, texts, batch_size)
         values, indices = scores.topk(min(top_k, len(labels)), dim=-1)  # sorted, best first
         out = []

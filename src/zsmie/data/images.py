@@ -67,38 +67,41 @@ def is_file(path: str | Path) -> bool:
         return False
 
 
-def image_problem(path: str, decode: bool = False) -> str | None:
-    """None if `path` opens as an image, else why not.
+def _decode(image: Image.Image) -> None:
+    """Decode every byte of `image`. JPEGs decode at a reduced scale (PIL's draft mode): every
+    coefficient is still read, so a truncated or damaged file fails as in a full decode."""
+    image.draft("RGB", (1, 1))
+    image.load()
 
-    The default checks the header and structure only (fast); `decode=True` decodes the whole
-    image, which also catches truncated files that a structure check lets through.
-    """
+
+def image_problem(path: str) -> str | None:
+    """None if `path` is a whole, decodable image of a sane size, else why not.
+
+    The one image check: `data check`, the training pre-check and `predict` all use it. It
+    decodes the image (a header check lets truncated files through) and refuses images over
+    MAX_IMAGE_PIXELS."""
     file = Path(path)
     if not is_file(file):
         return "missing"
     try:
         with _refuse_huge_images(), Image.open(file) as image:
-            if decode:
-                image.convert("RGB")
-            else:
-                image.verify()
+            _decode(image)
     except IMAGE_ERRORS as exc:
         return _describe(exc)
     return None
 
 
 def apply_image_policy(
-    samples: Sequence[Sample], policy: str, used: bool = True, decode: bool = False
+    samples: Sequence[Sample], policy: str, used: bool = True
 ) -> tuple[list[Sample], ImageReport]:
-    """Check every sample's image under `policy`; `used=False` drops images (text-only model).
-
-    `decode=True` decodes every image fully (see `image_problem`)."""
+    """Check every sample's image (`image_problem`) under `policy`; `used=False` drops images
+    (text-only model) unread."""
     report = ImageReport(policy=policy, used=used, samples=len(samples))
     if not used:
         return [dataclasses.replace(s, image=None) for s in samples], report
     out: list[Sample] = []
     for sample in samples:
-        problem = image_problem(sample.image, decode) if sample.image is not None else "missing"
+        problem = image_problem(sample.image) if sample.image is not None else "missing"
         if problem is None:
             report.with_image += 1
             out.append(sample)

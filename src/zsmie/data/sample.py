@@ -53,6 +53,19 @@ def check_span(span: Span, n_tokens: int, where: str, name: str) -> None:
         )
 
 
+def check_pair(head: Span, tail: Span, where: str) -> None:
+    """Head and tail of a relation sample are two entities: not one span, not crossing spans
+    (one span inside the other is allowed: "New York" in "New York University")."""
+    if head == tail:
+        raise DataError(f"{where}: head and tail are the same span [{head.start}, {head.end}); "
+                        "a relation needs two entities")
+    inside = (head.start <= tail.start and tail.end <= head.end) or (
+        tail.start <= head.start and head.end <= tail.end)
+    if head.start < tail.end and tail.start < head.end and not inside:
+        raise DataError(f"{where}: head [{head.start}, {head.end}) and tail [{tail.start}, "
+                        f"{tail.end}) cross (they overlap, and neither holds the other)")
+
+
 def check_sample(sample: Sample) -> None:
     """Raise a DataError if a Sample built in code (not by a reader) cannot be encoded."""
     where = sample.source or sample.id
@@ -65,3 +78,5 @@ def check_sample(sample: Sample) -> None:
         check_span(span, len(sample.tokens), where, name)
         if not sample.entity_text(span).strip():
             raise DataError(f"{where}: field {name!r} span [{span.start}, {span.end}) holds no text")
+    if sample.tail is not None:
+        check_pair(sample.head, sample.tail, where)

@@ -15,10 +15,15 @@ from transformers import (
     CLIPVisionModel,
     SiglipVisionModel,
     ViTConfig,
-    ViTImageProcessor,
     ViTModel,
 )
 from transformers.utils import logging as hf_logging
+
+try:  # transformers >= 5: the PIL processor by name (the plain name warns about torchvision
+    # at import, in every command, text-only ones included)
+    from transformers import ViTImageProcessorPil as ViTImageProcessor
+except ImportError:  # older transformers: the plain name is the PIL processor
+    from transformers import ViTImageProcessor
 
 from zsmie.encoders.packaged import describe_load_failure
 

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config
 from zsmie.evaluation.predict import evaluate_part
+from zsmie.models.pipeline import read_weights
 
 
 @dataclass
@@ -38,6 +39,7 @@ def load_run_config(
     for name in ("config.toml", "best.safetensors"):
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
+    read_weights(run / "best.safetensors", header_only=True)  # fail before the data is read
     config = load_config(run / "config.toml", overrides)
     if data_dir:
         config.data.dir = str(data_dir)

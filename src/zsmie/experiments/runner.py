@@ -155,7 +155,7 @@ def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
         else:
             log.info("%s seed %d: running in %s", row.name, seed, cell)
             start = time.time()
-            train(config, cell)
+            train(config, cell, overwrite=True)  # an unfinished or outdated cell: run afresh
             log.info("%s seed %d: %.0f s", row.name, seed, time.time() - start)
         records.append(cell_record(row, seed, cell))
     return records

@@ -5,15 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from zsmie.data.batching import Batch
+from zsmie.data.sample import DataError
 from zsmie.encoders.text import TextEncoder, entity_token_mask, gather_entity_vector
 from zsmie.encoders.vision import VisionEncoder
 from zsmie.io import atomic_write
 from zsmie.models.base import Features, HeadOutput, ZeroShotHead
+
+
+def read_weights(path: str | Path, header_only: bool = False) -> dict[str, Tensor]:
+    """A safetensors file's tensors; anything else (random bytes, a pickle) is a DataError.
+
+    `header_only` checks the file's header (cheap, before any slow setup) and returns {}."""
+    try:
+        if header_only:
+            with safe_open(str(path), "pt"):
+                return {}
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a safetensors weights file ({reason:.160})") from None
 
 
 class ZeroShotModel(nn.Module):
@@ -87,10 +102,7 @@ class ZeroShotModel(nn.Module):
 
     def load(self, path: Path) -> None:
         """Weights from safetensors only: a file holding anything else (a pickle) is refused."""
-        try:
-            state = load_file(str(path))
-        except SafetensorError as exc:
-            raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
+        state = read_weights(path)
         self.load_trainable(state, str(path))
 
     @torch.no_grad()
@@ -99,7 +111,7 @@ class ZeroShotModel(nn.Module):
         expected = set(self.trainable_state_dict())
         absent, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if absent or unexpected:
-            raise ValueError(
+            raise DataError(
                 f"{source}: weights do not fit this model (missing {absent[:5]}, "
                 f"unexpected {unexpected[:5]})"
             )

@@ -10,13 +10,16 @@ complete epoch, and replays the interrupted one exactly.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from zsmie.data.sample import DataError
 from zsmie.io import atomic_write, atomic_write_json, read_jsonl
+from zsmie.models.pipeline import read_weights
 
 CHECKPOINT = "checkpoint"
 
@@ -54,16 +57,34 @@ def save_checkpoint(run: Path, model, optimizer, state: TrainState) -> None:
     atomic_write_json(folder / "state.json", asdict(state))
 
 
+def read_state(path: Path) -> TrainState:
+    """`state.json` as a TrainState; a damaged file is a DataError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        state = TrainState(**data)
+    except (ValueError, TypeError) as exc:  # bad JSON or UTF-8, or the wrong fields
+        raise DataError(f"{path}: not a checkpoint state ({type(exc).__name__}); the checkpoint "
+                        "is damaged: start the run again with --overwrite") from None
+    fields = asdict(state)
+    if not all(isinstance(v, int | float) and not isinstance(v, str) for v in fields.values()):
+        raise DataError(f"{path}: not a checkpoint state (fields {fields})")
+    return state
+
+
 def load_checkpoint(run: Path, model, optimizer) -> TrainState:
     """Restore weights, optimiser and RNG; a run without a checkpoint starts at epoch 0."""
     folder = run / CHECKPOINT
     if not (folder / "state.json").is_file():
         return TrainState()
-    state = TrainState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))
-    tensors = load_file(str(folder / "last.safetensors"))
+    state = read_state(folder / "state.json")
+    tensors = read_weights(folder / "last.safetensors")
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_trainable(weights, str(folder / "last.safetensors"))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    try:
+        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise DataError(f"{folder / 'optimizer.pt'}: not this run's optimiser state "
+                        f"({type(exc).__name__}); the checkpoint is damaged") from None
     set_rng_state({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")})
     return state
 

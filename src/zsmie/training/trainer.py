@@ -9,6 +9,7 @@ resume (`resume=True`) and finish with the same results as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -22,7 +23,15 @@ from zsmie.config import Config, load_config, save_config
 from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
-from zsmie.training.checkpoint import TrainState, load_checkpoint, save_checkpoint, trim_metrics
+from zsmie.run_folder import claim_run
+from zsmie.training.checkpoint import (
+    CHECKPOINT,
+    TrainState,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+    trim_metrics,
+)
 
 log = logging.getLogger(__name__)
 SUMMARY = ("precision", "recall", "f1", "accuracy")
@@ -37,9 +46,17 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, out: Pat
         if not torch.isfinite(value):
             raise NonFiniteLoss(
                 f"epoch {epoch} step {step}: loss term {name!r} is {value.item()}; stopped. "
-                f"The last good weights stay in {out / 'best.safetensors'} and the last "
-                f"complete epoch in {out / 'checkpoint'}"
+                + _kept(out)
             )
+
+
+def _kept(out: Path) -> str:
+    """What a stopped run leaves to use: only the files that were written."""
+    best, state = out / "best.safetensors", out / "checkpoint" / "state.json"
+    if not best.is_file():
+        return "No weights were saved (it stopped before the first validation)"
+    kept = f"The last good weights stay in {best}"
+    return kept + (f" and the last complete epoch in {out / 'checkpoint'}" if state.is_file() else "")
 
 
 class EpochMeans:
@@ -93,11 +110,20 @@ def start_run(config: Config, out: Path, resume: bool, main: bool) -> None:
     (out / "metrics.jsonl").write_text("", encoding="utf-8")  # a fresh log per run
 
 
-def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
-    """Train, select on validation, test; returns the results written to results.json."""
+def train(config: Config, out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train, select on validation, test; returns the results written to results.json.
+
+    `out_dir` must be new or empty unless `resume` (continue it) or `overwrite` (replace the
+    run in it); the main process holds its lock while the run writes (zsmie.run_folder)."""
     out = Path(out_dir)
-    start = time.time()
     accelerator = make_accelerator(config)
+    main = accelerator.is_main_process
+    with claim_run(out, resume, overwrite) if main else contextlib.nullcontext():
+        return _train(config, out, resume, accelerator)
+
+
+def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
+    start = time.time()
     main = accelerator.is_main_process
     set_seed(config.seed)
     start_run(config, out, resume, main)
@@ -189,4 +215,6 @@ def resume_run(run: str | Path) -> dict:
     run = Path(run)
     if not (run / "config.toml").is_file():
         raise FileNotFoundError(f"{run}: no config.toml; not a zsmie run folder")
+    if (run / CHECKPOINT / "state.json").is_file():
+        read_state(run / CHECKPOINT / "state.json")  # a damaged checkpoint: fail before the data
     return train(load_config(run / "config.toml"), run, resume=True)
