@@ -73,7 +73,8 @@ def label_text_map(
     if descriptions is not None:
         mode = "description"
     abbreviations = LABEL_ABBREVIATIONS.get(config.data.format, {})
-    return dict(zip(labels, label_texts(labels, mode, abbreviations, descriptions), strict=True))
+    texts = label_texts(labels, mode, abbreviations, descriptions, config.task)
+    return dict(zip(labels, texts, strict=True))
 
 
 def build_model(config: Config) -> ZeroShotModel:

@@ -95,7 +95,7 @@ class Config:
     task: str = "mre"  # mre | met
     seed: int = 0
     images: str = "error"  # missing-image policy: error | blank
-    label_text: str = "name"  # raw | name | description
+    label_text: str = "name"  # raw | name | description | verbalised (zsmie.data.verbalise)
     # label -> description map for label_text = "description": a TOML or JSON file, or a
     # packaged alias ("mnre"); see zsmie.data.labels.
     label_descriptions: str = ""
@@ -112,7 +112,7 @@ class Config:
         choices = {
             "task": (self.task, {"mre", "met"}),
             "images": (self.images, {"error", "blank"}),
-            "label_text": (self.label_text, {"raw", "name", "description"}),
+            "label_text": (self.label_text, {"raw", "name", "description", "verbalised"}),
             "model.score": (self.model.score, {"dot", "cosine"}),
             "model.proj_init": (self.model.proj_init, {"identity", "random"}),
             "model.fusion": (self.model.fusion, {"paper", "query"}),
