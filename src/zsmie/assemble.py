@@ -78,9 +78,8 @@ def label_text_map(
 
 
 def build_model(config: Config) -> ZeroShotModel:
-    text = TextEncoder(
-        config.text.model, config.text.max_length, config.text.finetune, config.text.marker_init
-    )
+    t = config.text
+    text = TextEncoder(t.model, t.max_length, t.finetune, t.marker_init, t.freeze_layers)
     vision = build_vision_encoder(config.vision.model, config.vision.finetune)
     head = build_head(config, text.hidden_size, vision.hidden_size if vision else 0)
     return ZeroShotModel(text, head, vision if head.uses_images else None)

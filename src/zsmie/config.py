@@ -42,6 +42,8 @@ class TextEncoderConfig:
     # punctuation the encoder already knows (so a frozen encoder still tells them apart),
     # "mean" uses the mean embedding (the usual resize default).
     marker_init: str = "tokens"
+    # Fine-tuning only: keep the embeddings and the lowest N transformer layers frozen.
+    freeze_layers: int = 0
 
 
 @dataclass
@@ -71,6 +73,9 @@ class ModelConfig:
     kl_reduction: str = "sum"  # Eq. 6 over experts and dims: "sum" (paper) or "mean"
     vat_score: str = "dot"  # Eq. 10 logits: "dot" (paper) or "cosine" (bounded)
     force_expert: int = -1  # >= 0: evaluation with one expert forced on (Figure 5)
+    # Scores mixed with the training-free similarity: (1 - w) trained + w training-free,
+    # each standardised per sample (zsmie.models.ensemble); 0 = off.
+    ensemble_weight: float = 0.0
 
 
 @dataclass
@@ -88,6 +93,14 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate autocast; bf16 on GPU or CPU)
     num_workers: int = 0  # data-loader worker processes (images decode there, lazily)
     progress: bool = True
+    # Robust fine-tuning (zsmie.training.robust), applied to the best weights after training:
+    # WiSE-FT theta = (1 - a) theta_0 + a theta_ft (1 = the fine-tuned weights as they are),
+    # and the searches that choose a and model.ensemble_weight on validation F1.
+    wise_alpha: float = 1.0
+    wise_search: bool = False
+    ensemble_search: bool = False
+    # L2-SP: l2sp / 2 * ||theta - theta_0||^2 over the trainable weights (0 = off).
+    l2sp: float = 0.0
 
 
 @dataclass
@@ -134,6 +147,17 @@ class Config:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} = {value}: must be at least 1")
+        fractions = {"train.wise_alpha": self.train.wise_alpha,
+                     "model.ensemble_weight": self.model.ensemble_weight}
+        for key, value in fractions.items():
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key} = {value}: must be in [0, 1]")
+        if self.train.l2sp < 0 or self.text.freeze_layers < 0:
+            raise ConfigError(f"train.l2sp = {self.train.l2sp}, text.freeze_layers = "
+                              f"{self.text.freeze_layers}: must not be negative")
+        if self.text.freeze_layers and not self.text.finetune:
+            raise ConfigError(f"text.freeze_layers = {self.text.freeze_layers} needs "
+                              "text.finetune = true (a frozen encoder has every layer frozen)")
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr = {self.train.lr}: must be positive")
         # A description map that nothing reads, or a description mode with no map, is a mistake.

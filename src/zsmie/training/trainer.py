@@ -22,6 +22,9 @@ from zsmie.config import Config, load_config, save_config
 from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
+from zsmie.losses.l2sp import L2SP
+from zsmie.models.ensemble import ensembled
+from zsmie.training import robust
 from zsmie.training.checkpoint import TrainState, load_checkpoint, save_checkpoint, trim_metrics
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,10 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, out: Pat
             )
 
 
-def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out):
-    """One pass over the training batches; returns the mean of each logged loss term."""
+def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out,
+                penalty=None):
+    """One pass over the training batches; returns the mean of each logged loss term.
+    `penalty`: a weight regulariser (L2-SP) added to every step's loss."""
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}  # a term can be absent from a step (no images in it)
     show = config.train.progress and accelerator.is_local_main_process
@@ -54,6 +59,9 @@ def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config,
         output = model(batch, prototypes())
         adversary = head.adversary_step(output)  # MG-VAT: tau moves first (Eq. 12)
         loss, terms = head.loss(output, batch.labels)
+        if penalty is not None:
+            terms = {**terms, "l2sp": penalty()}
+            loss = loss + terms["l2sp"]
         check_finite(terms, epoch, step, out)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -99,6 +107,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         prepared.model, optimizer, data["train"], data["val"], data["test"]
     )
     core = accelerator.unwrap_model(model)
+    penalty = None
+    if config.train.l2sp > 0:
+        penalty = L2SP(core, robust.initial_weights(config), config.train.l2sp)
     state = load_checkpoint(out, core, optimizer) if resume else TrainState()
     if resume:
         log.info("resuming %s after epoch %d (best %d)", out, state.epoch, state.best_epoch)
@@ -120,6 +131,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         losses = train_epoch(
             model, head, optimizer, train_loader,
             lambda: label_prototypes(core, train_texts, cache), accelerator, config, epoch, out,
+            penalty,
         )
         val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
         improved = val["f1"] > state.best_f1
@@ -148,6 +160,13 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
 
     accelerator.wait_for_everyone()
     core.load(out / "best.safetensors")
+    chosen = None
+    if robust.wanted(config):  # WiSE-FT / score ensembling, chosen on validation
+        chosen = robust.choose(config, prepared, core, val_loader, accelerator, out)
+    weight = chosen["ensemble_weight"] if chosen else config.model.ensemble_weight
+    final = ensembled(core, config, weight)
+    if final is not core:  # its prototypes are pairs: a fresh cache
+        model, cache = final.to(accelerator.device), {}
     results = {
         "model": config.model.name,
         "task": config.task,
@@ -159,9 +178,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         "wall_time_s": round(time.time() - start, 2),
         "processes": accelerator.num_processes,
     }
+    if chosen is not None:
+        results["robust"] = chosen
     if main:
         # Cheap (two passes over validation): the "none of these" threshold for `predict`.
-        open_set = calibrate_prepared(prepared, core, out, accelerator.device)
+        open_set = calibrate_prepared(prepared, accelerator.unwrap_model(model), out,
+                                      accelerator.device)
         if open_set is not None:
             results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
         atomic_write_json(out / "results.json", results)
