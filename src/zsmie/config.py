@@ -76,6 +76,9 @@ class ModelConfig:
     # Scores mixed with the training-free similarity: (1 - w) trained + w training-free,
     # each standardised per sample (zsmie.models.ensemble); 0 = off.
     ensemble_weight: float = 0.0
+    # Cross-encoder (model.name = "cross"): other training labels scored with each sample's
+    # gold label in a training step (0 = all of them).
+    negatives: int = 3
 
 
 @dataclass
@@ -152,9 +155,11 @@ class Config:
         for key, value in fractions.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{key} = {value}: must be in [0, 1]")
-        if self.train.l2sp < 0 or self.text.freeze_layers < 0:
-            raise ConfigError(f"train.l2sp = {self.train.l2sp}, text.freeze_layers = "
-                              f"{self.text.freeze_layers}: must not be negative")
+        not_negative = {"train.l2sp": self.train.l2sp, "text.freeze_layers": self.text.freeze_layers,
+                        "model.negatives": self.model.negatives}
+        for key, value in not_negative.items():
+            if value < 0:
+                raise ConfigError(f"{key} = {value}: must not be negative")
         if self.text.freeze_layers and not self.text.finetune:
             raise ConfigError(f"text.freeze_layers = {self.text.freeze_layers} needs "
                               "text.finetune = true (a frozen encoder has every layer frozen)")
