@@ -15,14 +15,16 @@ weights), so a resumed run gets the same starting point.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from zsmie.config import Config
-from zsmie.evaluation.predict import label_prototypes, metrics_of, run_model
+from zsmie.evaluation.predict import Predictions, label_prototypes, metrics_of, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.ensemble import ENSEMBLE_FILE, mix_scores, reference_model
 
@@ -76,34 +78,59 @@ def wanted(config: Config) -> bool:
     return t.wise_search or t.ensemble_search or t.wise_alpha != 1.0 or m.ensemble_weight > 0
 
 
+def mixed(trained: Predictions, reference: Predictions | None, weight: float) -> Predictions:
+    """`trained` with its scores mixed with the reference's at `weight` (as it is for none)."""
+    if reference is None:
+        return trained
+    return dataclasses.replace(trained, scores=mix_scores(trained.scores, reference.scores, weight))
+
+
+def best_setting(
+    trained: dict[float, Predictions], reference: Predictions | None,
+    weights: Sequence[float], labels: list[str],
+) -> tuple[float, float, dict[str, float]]:
+    """The (alpha, weight) of highest macro-F1 given each alpha's predictions and the
+    training-free ones; ties keep the plainer setting (larger alpha, then smaller weight).
+    Returns alpha, weight and every pair's F1."""
+    f1s: dict[str, float] = {}
+    best = None
+    for alpha in sorted(trained, reverse=True):
+        for weight in sorted(weights):
+            f1 = metrics_of(mixed(trained[alpha], reference, weight), labels)["f1"]
+            f1s[f"a={alpha:g} w={weight:g}"] = round(f1, 6)
+            if best is None or f1 > best[0]:
+                best = (f1, alpha, weight)
+    return best[1], best[2], f1s
+
+
+def scores_by_alpha(core, initial, finetuned, alphas, loader, texts, accelerator=None):
+    """alpha -> the model's predictions over `loader` with the interpolated weights."""
+    out = {}
+    for alpha in alphas:
+        core.load_trainable(interpolate_weights(initial, finetuned, alpha))
+        out[alpha] = run_model(core, loader, label_prototypes(core, texts, {}), accelerator)
+    return out
+
+
+def reference_scores(core, config: Config, loader, texts, accelerator=None) -> Predictions:
+    """The training-free similarity's predictions over `loader`."""
+    reference = reference_model(core, config)
+    return run_model(reference, loader, label_prototypes(reference, texts, {}), accelerator)
+
+
 def choose(config: Config, prepared, core, val_loader, accelerator, out: Path) -> dict:
     """Search (alpha, weight) on validation, leave `core` with the chosen weights, write them
     to best.safetensors (and the weight to ensemble.json); returns the record for results."""
     alphas = WISE_GRID if config.train.wise_search else (config.train.wise_alpha,)
     weights = ENSEMBLE_GRID if config.train.ensemble_search else (config.model.ensemble_weight,)
-    labels = list(prepared.split.part("val"))
     texts = prepared.texts("val")
     finetuned = snapshot(core)
     initial = initial_weights(config) if any(a != 1.0 for a in alphas) else finetuned
-    reference_scores = None
+    reference = None
     if any(w > 0 for w in weights):
-        reference = reference_model(core, config)
-        protos = label_prototypes(reference, texts, {})
-        reference_scores = run_model(reference, val_loader, protos, accelerator)
-    val_f1: dict[str, float] = {}
-    best = None
-    for alpha in sorted(alphas, reverse=True):
-        core.load_trainable(interpolate_weights(initial, finetuned, alpha))
-        scored = run_model(core, val_loader, label_prototypes(core, texts, {}), accelerator)
-        trained = scored.scores
-        for weight in sorted(weights):  # in order of preference: ties keep the plainer one
-            if reference_scores is not None:
-                scored.scores = mix_scores(trained, reference_scores.scores, weight)
-            f1 = metrics_of(scored, labels)["f1"]
-            val_f1[f"a={alpha:g} w={weight:g}"] = round(f1, 6)
-            if best is None or f1 > best[0]:
-                best = (f1, alpha, weight)
-    f1, alpha, weight = best
+        reference = reference_scores(core, config, val_loader, texts, accelerator)
+    trained = scores_by_alpha(core, initial, finetuned, alphas, val_loader, texts, accelerator)
+    alpha, weight, val_f1 = best_setting(trained, reference, weights, list(prepared.split.part("val")))
     core.load_trainable(interpolate_weights(initial, finetuned, alpha))
     if accelerator.is_main_process:
         metadata = {"model": config.model.name, "text": core.text.identity, "wise_alpha": f"{alpha:g}"}
@@ -111,5 +138,5 @@ def choose(config: Config, prepared, core, val_loader, accelerator, out: Path) -
         if weight > 0:
             atomic_write_json(out / ENSEMBLE_FILE, {"weight": weight, "chosen_on": "validation f1"})
     log.info("robust fine-tuning: WiSE-FT alpha %g, ensemble weight %g (validation F1 %.4f)",
-             alpha, weight, f1)
+             alpha, weight, val_f1[f"a={alpha:g} w={weight:g}"])
     return {"wise_alpha": alpha, "ensemble_weight": weight, "val_f1": val_f1}
