@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import io
 import logging
 import os
@@ -27,24 +26,20 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from zsmie.assemble import label_text_map
+from zsmie.assemble import label_text_map, loaders, prepare
 from zsmie.config import load_config
-from zsmie.evaluation.predict import Predictions, metrics_of
+from zsmie.evaluation.predict import metrics_of, run_model
 from zsmie.evaluation.run import load_run
 from zsmie.experiments.runner import finished
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
-from zsmie.models.ensemble import reference_model
 from zsmie.training.robust import (
     ENSEMBLE_GRID,
     WISE_GRID,
     best_setting,
     initial_weights,
     mixed,
-    reference_scores,
     scores_by_alpha,
     snapshot,
 )
@@ -54,9 +49,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CONFIG = REPO / "configs/mre_proto.toml"
 DATA = REPO.parent / "shared/data/mnre"
-COMMON = ["images=blank", "train.progress=false", "data.max_per_label=100"]
-FINETUNE = ["text.finetune=true", "train.lr=2e-5", "train.steps_per_epoch=30", "train.epochs=3",
-            "train.patience=3"]
+COMMON = ["images=blank", "train.progress=false", "data.max_per_label=50"]
+FINETUNE = ["text.finetune=true", "train.lr=2e-5", "train.steps_per_epoch=30", "train.epochs=1",
+            "train.patience=1"]
 TEXTS = {"names": ["label_text=name"], "verbalised": ["label_text=verbalised"],
          "descriptions": ["label_text=description", "label_descriptions=mnre"]}
 TEXT_OF = {"name": "names", "verbalised": "verbalised", "description": "descriptions"}
@@ -80,17 +75,32 @@ def summary(metrics: dict) -> dict:
     return {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
 
 
-def cosine_scores(reference: Predictions, prototypes: Tensor) -> Predictions:
-    """The training-free similarity's predictions for other label texts: its embeddings are
-    the mean-pooled sentences, its score their cosine with each prototype."""
-    scores = F.normalize(reference.embeddings, dim=-1) @ F.normalize(prototypes, dim=-1).T
-    return dataclasses.replace(reference, scores=scores)
+def training_free_rows(seed: int, extra: list[str]) -> tuple[dict[str, dict], dict]:
+    """The untouched encoder's sentence-label cosine (`model.name = "similarity"`) with each
+    label text, from one frozen pass (read from the feature cache when it holds them).
+    Returns the rows and each label text's predictions per part."""
+    config = load_config(CONFIG, [*COMMON, "model.name=similarity", f"seed={seed}", *extra])
+    config.data.dir = str(DATA)
+    prepared = prepare(config)
+    data = loaders(prepared, config)
+    labels = {part: list(prepared.split.part(part)) for part in ("val", "test")}
+    rows, predictions = {}, {}
+    for text, overrides in TEXTS.items():
+        texts = label_text_map(load_config(CONFIG, overrides), labels["val"] + labels["test"])
+        predictions[text] = {}
+        for part in ("val", "test"):
+            with torch.no_grad():
+                prototypes = prepared.model.prototypes([texts[label] for label in labels[part]])
+            predictions[text][part] = run_model(prepared.model, data[part], prototypes)
+        rows[f"Training-free ({text})"] = {
+            part: summary(metrics_of(predictions[text][part], labels[part])) for part in labels}
+    return rows, predictions
 
 
-def seed_rows(root: Path, seed: int, text: str, extra: list[str]) -> dict[str, dict]:
+def finetuned_rows(root: Path, seed: int, text: str, reference: dict, extra: list[str]) -> dict:
     """One fine-tuning run with label text `text`, then the four fine-tuned rows, each with
-    (alpha, w) chosen on validation and read on test, and the training-free rows (every
-    label text) from the untouched encoder's pass over the same samples."""
+    (alpha, w) chosen on validation and read on test; `reference`: the training-free
+    predictions with the same label text on the same samples (part -> Predictions)."""
     start = time.time()
     cell = run_cell(root / f"proto_finetuned_{text}" / f"seed{seed}",
                     [*COMMON, *FINETUNE, *TEXTS[text], f"seed={seed}", *extra])
@@ -99,35 +109,26 @@ def seed_rows(root: Path, seed: int, text: str, extra: list[str]) -> dict[str, d
     finetuned, initial = snapshot(core), initial_weights(config)
     labels = {part: list(prepared.split.part(part)) for part in ("val", "test")}
 
-    def scored(part: str, alphas) -> tuple[dict, Predictions]:
-        texts, loader = prepared.texts(part), loaded.loaders[part]
-        trained = scores_by_alpha(core, initial, finetuned, alphas, loader, texts)
-        return trained, reference_scores(core, config, loader, texts)
+    def scored(part: str, alphas) -> dict:
+        return scores_by_alpha(core, initial, finetuned, alphas, loaded.loaders[part],
+                               prepared.texts(part))
 
-    parts = {"val": scored("val", WISE_GRID)}
-    trained, reference = parts["val"]
+    trained = {"val": scored("val", WISE_GRID)}
+    if not torch.equal(trained["val"][1.0].labels, reference["val"].labels):
+        raise RuntimeError(f"seed {seed}: the training-free and fine-tuned runs read different samples")
     chosen = {}
     for row, (alphas, weights) in VARIANTS.items():
-        alpha, weight, _ = best_setting({a: trained[a] for a in alphas}, reference, weights,
-                                        labels["val"])
+        by_alpha = {a: trained["val"][a] for a in alphas}
+        alpha, weight, _ = best_setting(by_alpha, reference["val"], weights, labels["val"])
         chosen[row] = (alpha, weight)
-    parts["test"] = scored("test", sorted({alpha for alpha, _ in chosen.values()}))
+    trained["test"] = scored("test", sorted({alpha for alpha, _ in chosen.values()}))
     out = {}
     for row, (alpha, weight) in chosen.items():
         record = {"alpha": alpha, "weight": weight, "wall_s": time.time() - start}
-        for part, (trained, reference) in parts.items():
-            record[part] = summary(metrics_of(mixed(trained[alpha], reference, weight), labels[part]))
+        for part in ("val", "test"):
+            record[part] = summary(metrics_of(mixed(trained[part][alpha], reference[part], weight),
+                                              labels[part]))
         out[f"{row} ({text})"] = record
-    untouched = reference_model(core, config)
-    for other, overrides in TEXTS.items():
-        texts = label_text_map(load_config(CONFIG, overrides), list(prepared.split.part("val"))
-                               + list(prepared.split.part("test")))
-        record = {}
-        for part, (_, reference) in parts.items():
-            with torch.no_grad():
-                prototypes = untouched.prototypes([texts[label] for label in labels[part]])
-            record[part] = summary(metrics_of(cosine_scores(reference, prototypes), labels[part]))
-        out[f"Training-free ({other})"] = record
     return out
 
 
@@ -167,6 +168,8 @@ def table(records: dict[str, dict[int, dict]], text_of: dict[str, str], command:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--finetune-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4],
+                        help="seeds of the fine-tuned rows (after every training-free seed)")
     parser.add_argument("--label-text", nargs="+", default=["verbalised"], choices=list(TEXTS),
                         help="label text(s) of the fine-tuned rows")
     parser.add_argument("--out", default=str(REPO / "runs/mre_levers"))
@@ -177,12 +180,19 @@ def main() -> None:
     root, start = Path(args.out), time.time()
     records: dict[str, dict[int, dict]] = {}
     text_of = {f"Training-free ({text})": text for text in TEXTS}
+    by_seed = {}
     for seed in args.seeds:
+        rows, by_seed[seed] = training_free_rows(seed, args.set)
+        for row, record in rows.items():
+            records.setdefault(row, {})[seed] = record
+        write(args, records, text_of, start)
+    for seed in args.finetune_seeds:
         for text in args.label_text:
-            for row, record in seed_rows(root, seed, text, args.set).items():
+            rows = finetuned_rows(root, seed, text, by_seed[seed][text], args.set)
+            for row, record in rows.items():
                 text_of.setdefault(row, text)
                 records.setdefault(row, {})[seed] = record
-        write(args, records, text_of, start)
+            write(args, records, text_of, start)
 
 
 def write(args, records, text_of, start) -> None:
@@ -191,10 +201,11 @@ def write(args, records, text_of, start) -> None:
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     notes = "\n".join([
         "- MNRE, 22 relations split 8 / 7 / 7 per seed, text only (`images=blank`), "
-        "all-MiniLM-L6-v2; at most 100 samples per relation (`data.max_per_label=100`, the "
+        "all-MiniLM-L6-v2; at most 50 samples per relation (`data.max_per_label=50`, the "
         "same samples for every row) to fit the study into about half an hour on 2 CPU cores.",
         "- Training-free rows: cosine of the untouched encoder's mean-pooled marked sentence "
-        "and each label text (`model.name = \"similarity\"`), on the same samples.",
+        "and each label text (`model.name = \"similarity\"`), on the same samples; they are "
+        "also the training-free side of the score ensemble.",
         f"- Fine-tuned rows: `configs/mre_proto.toml` with `{' '.join(FINETUNE)}`; one "
         "fine-tuning run per seed, the four rows differ only in the post-training choice: "
         f"WiSE-FT alpha from {list(WISE_GRID)}, score-ensemble weight w from 0, 0.1, ..., 1 "

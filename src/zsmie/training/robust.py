@@ -48,9 +48,10 @@ def interpolate_weights(
         start = initial[name].to(end.device)
         if start.shape != end.shape:
             raise ValueError(f"WiSE-FT: {name} has shape {tuple(start.shape)} and {tuple(end.shape)}")
-        if end.is_floating_point():
-            out[name] = torch.lerp(start.to(end.dtype), end, alpha) if 0 < alpha < 1 else (
-                end.clone() if alpha == 1 else start.to(end.dtype).clone())
+        if end.is_floating_point():  # the two ends exactly, not up to rounding
+            start = start.to(end.dtype)
+            out[name] = (start.clone() if alpha == 0 else end.clone() if alpha == 1
+                         else torch.lerp(start, end, alpha))
         elif not torch.equal(start, end):
             raise ValueError(f"WiSE-FT: non-floating tensor {name} differs between the two")
         else:
