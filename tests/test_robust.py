@@ -122,3 +122,23 @@ def test_training_searches_wise_and_ensemble_on_validation(tmp_path):
     assert epochs[0]["train"]["l2sp"] >= 0.0
     again = evaluate_run(tmp_path / "run")  # best.safetensors + ensemble.json give the same test
     assert again["test"]["f1"] == pytest.approx(results["test"]["f1"])
+
+
+@pytest.mark.slow
+def test_recommended_config_trains_end_to_end_on_a_slice_of_mnre(mnre_dir, tmp_path):
+    from zsmie.evaluation.run import evaluate_run
+    from zsmie.training.trainer import train
+
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config(repo / "configs/mre_recommended.toml", [
+        "images=blank", "data.max_per_label=4", "train.epochs=1", "train.steps_per_epoch=2",
+        "train.progress=false"])
+    config.data.dir = str(mnre_dir)
+    results = train(config, tmp_path / "run")
+    assert results["data"]["label_text"]["/per/org/member_of"] == \
+        "the head, a person, is a member of the tail, an organization"
+    chosen = results["robust"]
+    assert len(chosen["val_f1"]) == len(WISE_GRID) * len(ENSEMBLE_GRID)
+    assert len(results["test"]["labels"]) == 7
+    again = evaluate_run(tmp_path / "run")
+    assert again["test"]["f1"] == pytest.approx(results["test"]["f1"], abs=1e-6)
