@@ -30,6 +30,7 @@ from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
 from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir, file_digest
 from zsmie.encoders.text import EncodedText, TextEncoder
 from zsmie.encoders.vision import VisionEncoder, build_vision_encoder
+from zsmie.models.cross import CrossEncoderModel
 from zsmie.models.pipeline import ZeroShotModel
 from zsmie.models.registry import build_head
 
@@ -72,17 +73,17 @@ def label_text_map(
         descriptions = read_descriptions(config.label_descriptions)
     if descriptions is not None:
         mode = "description"
-    texts = label_texts(labels, mode, LABEL_ABBREVIATIONS, descriptions)
+    texts = label_texts(labels, mode, LABEL_ABBREVIATIONS, descriptions, config.task)
     return dict(zip(labels, texts, strict=True))
 
 
 def build_model(config: Config) -> ZeroShotModel:
-    text = TextEncoder(
-        config.text.model, config.text.max_length, config.text.finetune, config.text.marker_init
-    )
+    t = config.text
+    text = TextEncoder(t.model, t.max_length, t.finetune, t.marker_init, t.freeze_layers)
     vision = build_vision_encoder(config.vision.model, config.vision.finetune)
     head = build_head(config, text.hidden_size, vision.hidden_size if vision else 0)
-    return ZeroShotModel(text, head, vision if head.uses_images else None)
+    model_type = CrossEncoderModel if head.pair_scoring else ZeroShotModel
+    return model_type(text, head, vision if head.uses_images else None)
 
 
 def feature_cache(config: Config) -> FeatureCache | None:
@@ -190,7 +191,7 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     for name in PARTS:
         encoded = [model.text.encode_sample(s) for s in parts[name]]
         states = images = None
-        if cache is not None and not config.text.finetune:
+        if cache is not None and not config.text.finetune and not model.head.pair_scoring:
             states = precompute_text_states(model.text, encoded, batch, cache, show)
         if cache is not None and preprocess is not None and not config.vision.finetune:
             images = precompute_image_states(

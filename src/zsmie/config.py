@@ -43,6 +43,8 @@ class TextEncoderConfig:
     # punctuation the encoder already knows (so a frozen encoder still tells them apart),
     # "mean" uses the mean embedding (the usual resize default).
     marker_init: str = "tokens"
+    # Fine-tuning only: keep the embeddings and the lowest N transformer layers frozen.
+    freeze_layers: int = 0
 
 
 @dataclass
@@ -83,6 +85,12 @@ class ModelConfig:
     vat_score: str = "cosine"  # Eq. 10 logits: "dot" (paper) or "cosine" (bounded)
     vat_complement: str = "ones"  # Eq. 10's irrelevant aggregate: P(1 - A) or P(I - A)
     force_expert: int = -1  # >= 0: evaluation with one expert forced on (Figure 5)
+    # Scores mixed with the training-free similarity: (1 - w) trained + w training-free,
+    # each standardised per sample (zsmie.models.ensemble); 0 = off.
+    ensemble_weight: float = 0.0
+    # Cross-encoder (model.name = "cross"): other training labels scored with each sample's
+    # gold label in a training step (0 = all of them).
+    negatives: int = 3
 
 
 @dataclass
@@ -100,6 +108,14 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate autocast; bf16 on GPU or CPU)
     num_workers: int = 0  # data-loader worker processes (images decode there, lazily)
     progress: bool = True
+    # Robust fine-tuning (zsmie.training.robust), applied to the best weights after training:
+    # WiSE-FT theta = (1 - a) theta_0 + a theta_ft (1 = the fine-tuned weights as they are),
+    # and the searches that choose a and model.ensemble_weight on validation F1.
+    wise_alpha: float = 1.0
+    wise_search: bool = False
+    ensemble_search: bool = False
+    # L2-SP: l2sp / 2 * ||theta - theta_0||^2 over the trainable weights (0 = off).
+    l2sp: float = 0.0
 
 
 @dataclass
@@ -107,7 +123,7 @@ class Config:
     task: str = "mre"  # mre | met
     seed: int = 0
     images: str = "error"  # missing-image policy: error | blank
-    label_text: str = "name"  # raw | name | description
+    label_text: str = "name"  # raw | name | description | verbalised (zsmie.data.verbalise)
     # label -> description map for label_text = "description": a TOML or JSON file, or a
     # packaged alias ("mnre"); see zsmie.data.labels.
     label_descriptions: str = ""
@@ -124,7 +140,7 @@ class Config:
         choices = {
             "task": (self.task, {"mre", "met"}),
             "images": (self.images, {"error", "blank"}),
-            "label_text": (self.label_text, {"raw", "name", "description"}),
+            "label_text": (self.label_text, {"raw", "name", "description", "verbalised"}),
             "model.score": (self.model.score, {"dot", "cosine"}),
             "model.proj_init": (self.model.proj_init, {"identity", "random"}),
             "model.fusion": (self.model.fusion, {"paper", "query"}),
@@ -154,6 +170,19 @@ class Config:
         for key, value, ok, allowed in self._ranges():
             if not ok:
                 raise ConfigError(f"{key} = {value}: must be {allowed}")
+        fractions = {"train.wise_alpha": self.train.wise_alpha,
+                     "model.ensemble_weight": self.model.ensemble_weight}
+        for key, value in fractions.items():
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key} = {value}: must be in [0, 1]")
+        not_negative = {"train.l2sp": self.train.l2sp, "text.freeze_layers": self.text.freeze_layers,
+                        "model.negatives": self.model.negatives}
+        for key, value in not_negative.items():
+            if value < 0:
+                raise ConfigError(f"{key} = {value}: must not be negative")
+        if self.text.freeze_layers and not self.text.finetune:
+            raise ConfigError(f"text.freeze_layers = {self.text.freeze_layers} needs "
+                              "text.finetune = true (a frozen encoder has every layer frozen)")
         # A description map that nothing reads, or a description mode with no map, is a mistake.
         if (self.label_text == "description") != bool(self.label_descriptions):
             raise ConfigError(

@@ -39,6 +39,7 @@ from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
 from zsmie.evaluation.predict import label_prototypes, run_model
 from zsmie.evaluation.run import load_run_config
 from zsmie.io import atomic_write_text
+from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import ZeroShotModel
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class ZeroShotExtractor:
         config = load_run_config(run)
         model = build_model(config)
         model.load(run / "best.safetensors")
+        model = with_ensemble(model, config, run)
         model.to(device).eval()
         return cls(config, model, _read_threshold(run), _training_texts(run), device)
 

@@ -5,12 +5,15 @@ with underscores as spaces (`peer`). Where two labels would get the same name
 (`/per/per/alternate_names`, `/org/org/alternate_names`), their leading parts are kept too,
 with the dataset's abbreviations spelt out ("person alternate names"). `description` reads
 each label's one-sentence description from a map (a TOML or JSON file, label -> text, or a
-packaged alias such as `mnre`, see `data/labels/`).
+packaged alias such as `mnre`, see `data/labels/`); a label the map lacks gets its
+`verbalised` text, counted in the log. `verbalised` writes a sentence from the label's name
+and typed path, with no one writing it (see zsmie.data.verbalise).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import tomllib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -18,8 +21,10 @@ from importlib import resources
 from pathlib import Path
 
 from zsmie.data.sample import DataError
+from zsmie.data.verbalise import verbalise
 
-MODES = ("raw", "name", "description")
+log = logging.getLogger(__name__)
+MODES = ("raw", "name", "description", "verbalised")
 
 
 def _words(part: str) -> str:
@@ -100,22 +105,24 @@ def label_texts(
     mode: str,
     abbreviations: Mapping[str, str] | None = None,
     descriptions: Mapping[str, str] | None = None,
+    task: str = "mre",
 ) -> list[str]:
     """The text for each label under `mode`; distinct labels must get distinct texts."""
     if mode not in MODES:
         raise ValueError(f"label_text = {mode!r}: expected one of {list(MODES)}")
     if mode == "raw":
         texts = list(labels)
+    elif mode == "verbalised":
+        texts = [verbalise(label, task, abbreviations) for label in labels]
     elif mode == "description":
         if descriptions is None:
             raise DataError("label_text = 'description' needs a label description map")
         missing = [label for label in labels if label not in descriptions]
         if missing:
-            raise DataError(
-                f"label descriptions: no description for label(s) {missing}; add them to the "
-                "description map (label -> one sentence)"
-            )
-        texts = [descriptions[label] for label in labels]
+            log.warning("label descriptions: %d label(s) without a description get their "
+                        "verbalised text: %s", len(missing), missing)
+        texts = [descriptions[label] if label in descriptions
+                 else verbalise(label, task, abbreviations) for label in labels]
     else:
         names = [label_name(label) for label in labels]
         clashes = {name for name, count in Counter(names).items() if count > 1}

@@ -18,7 +18,7 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from zsmie.data.sample import DataError, Sample, Span
-from zsmie.encoders.packaged import describe_load_failure, resolve_text_model
+from zsmie.encoders.packaged import EncoderError, describe_load_failure, resolve_text_model
 
 MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 # marker_init = "tokens": each marker starts from the embedding of a bracket the encoder
@@ -92,6 +92,7 @@ class TextEncoder(nn.Module):
         max_length: int = 128,
         finetune: bool = False,
         marker_init: str = "tokens",
+        freeze_layers: int = 0,
     ) -> None:
         super().__init__()
         self.name = model
@@ -111,6 +112,21 @@ class TextEncoder(nn.Module):
         self.model.requires_grad_(finetune)
         if not finetune:
             self.model.eval()
+        elif freeze_layers:
+            self.freeze_lower_layers(freeze_layers)
+
+    def freeze_lower_layers(self, n: int) -> None:
+        """Fine-tune only the layers above the lowest `n` (the embeddings stay frozen too)."""
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        embeddings = getattr(self.model, "embeddings", None)
+        if layers is None or embeddings is None:
+            raise EncoderError(f"text.freeze_layers: encoder {self.name!r} has no BERT-style "
+                             "embeddings and encoder.layer list to freeze")
+        if n > len(layers):
+            raise EncoderError(f"text.freeze_layers = {n}: encoder {self.name!r} has only "
+                             f"{len(layers)} layers")
+        for module in (embeddings, *layers[:n]):
+            module.requires_grad_(False)
 
     def _add_markers(self) -> None:
         mean = self.model.get_input_embeddings().weight.detach().mean(0)

@@ -153,10 +153,12 @@ def calibrate_run(run_dir: str | Path, data_dir: str | None = None) -> dict | No
     """(Re)calibrate a finished run from its folder and validation data; writes open_set.json."""
     from zsmie.assemble import make_accelerator, prepare
     from zsmie.evaluation.run import load_run_config
+    from zsmie.models.ensemble import with_ensemble
 
     run = Path(run_dir)
     config = load_run_config(run, data_dir)
     device = make_accelerator(config).device
     prepared = prepare(config, device)
     prepared.model.load(run / "best.safetensors")
-    return calibrate_prepared(prepared, prepared.model, run, device)
+    model = with_ensemble(prepared.model, config, run).to(device)
+    return calibrate_prepared(prepared, model, run, device)

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config
 from zsmie.evaluation.predict import evaluate_part
+from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import read_weights
 
 
@@ -57,7 +58,8 @@ def load_run(
         prepared = prepare(config, accelerator.device)
     prepared.model.load(run / "best.safetensors")
     data = loaders(prepared, config)
-    model, val_loader, test_loader = accelerator.prepare(prepared.model, data["val"], data["test"])
+    model = with_ensemble(prepared.model, config, run)
+    model, val_loader, test_loader = accelerator.prepare(model, data["val"], data["test"])
     return LoadedRun(prepared, accelerator, model, {"val": val_loader, "test": test_loader})
 
 

@@ -38,6 +38,7 @@ class ZeroShotHead(nn.Module):
 
     uses_images: bool = False
     trainable: bool = True  # False: evaluated as built, with no training steps
+    pair_scoring: bool = False  # True: scores (sample, label) pairs (zsmie.models.cross)
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ from zsmie.config import Config, ConfigError
 from zsmie.layers.vmoe import VariationalMoE
 from zsmie.losses.mgvat import GraphVAT
 from zsmie.models.base import ZeroShotHead
+from zsmie.models.cross import CrossEncoderHead
 from zsmie.models.matching import RelationMatching
 from zsmie.models.mgvmoe import MGVMoE
 from zsmie.models.mmproto import MMProto
@@ -78,6 +79,11 @@ def _matching(config: Config, text_dim: int, vision_dim: int, n_markers: int) ->
     return RelationMatching(text_dim, proj, **scorer_options(config))
 
 
+def _cross(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+    m = config.model
+    return CrossEncoderHead(text_dim, m.negatives, m.dropout, m.scale)
+
+
 BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {
     "proto": _proto,
     "mgvmoe": _mgvmoe,
@@ -85,6 +91,7 @@ BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {
     "mmproto": _mmproto,
     "zsbert": _zsbert,
     "matching": _matching,
+    "cross": _cross,
 }
 
 

@@ -23,7 +23,10 @@ from zsmie.config import Config, load_config, save_config
 from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
+from zsmie.losses.l2sp import L2SP
+from zsmie.models.ensemble import ensembled
 from zsmie.run_folder import claim_run
+from zsmie.training import robust
 from zsmie.training.checkpoint import (
     CHECKPOINT,
     TrainState,
@@ -77,9 +80,11 @@ class EpochMeans:
         return {name: (total / self.counts[name]).tolist() for name, total in self.sums.items()}
 
 
-def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out):
+def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out,
+                penalty=None):
     """One pass over the training batches; returns the epoch means of each loss term and of
-    the head's diagnostics (MG-VMoE: tau_norm, expert load / entropy / spread / sigma)."""
+    the head's diagnostics (MG-VMoE: tau_norm, expert load / entropy / spread / sigma).
+    `penalty`: a weight regulariser (L2-SP) added to every step's loss."""
     losses, diagnostics = EpochMeans(), EpochMeans()
     show = config.train.progress and accelerator.is_local_main_process
     bar = tqdm(loader, desc=f"epoch {epoch}/{config.train.epochs}", disable=not show, leave=False)
@@ -88,6 +93,9 @@ def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config,
     for step, batch in enumerate(bar, start=1):
         output = model(batch, prototypes())  # MG-VAT: tau moves for this batch in here (Eq. 12)
         loss, terms = head.loss(output, batch.labels)
+        if penalty is not None:
+            terms = {**terms, "l2sp": penalty()}
+            loss = loss + terms["l2sp"]
         check_finite(terms, epoch, step, out)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -140,6 +148,9 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         prepared.model, optimizer, data["train"], data["val"], data["test"]
     )
     core = accelerator.unwrap_model(model)
+    penalty = None
+    if config.train.l2sp > 0:
+        penalty = L2SP(core, robust.initial_weights(config), config.train.l2sp)
     state = load_checkpoint(out, core, optimizer) if resume else TrainState()
     if resume:
         log.info("resuming %s after epoch %d (best %d)", out, state.epoch, state.best_epoch)
@@ -161,6 +172,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         losses, diagnostics = train_epoch(
             model, head, optimizer, train_loader,
             lambda: label_prototypes(core, train_texts, cache), accelerator, config, epoch, out,
+            penalty,
         )
         val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
         improved = val["f1"] > state.best_f1
@@ -190,6 +202,13 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
 
     accelerator.wait_for_everyone()
     core.load(out / "best.safetensors")
+    chosen = None
+    if robust.wanted(config):  # WiSE-FT / score ensembling, chosen on validation
+        chosen = robust.choose(config, prepared, core, val_loader, accelerator, out)
+    weight = chosen["ensemble_weight"] if chosen else config.model.ensemble_weight
+    final = ensembled(core, config, weight)
+    if final is not core:  # its prototypes are pairs: a fresh cache
+        model, cache = final.to(accelerator.device), {}
     results = {
         "model": config.model.name,
         "task": config.task,
@@ -201,9 +220,12 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         "wall_time_s": round(time.time() - start, 2),
         "processes": accelerator.num_processes,
     }
+    if chosen is not None:
+        results["robust"] = chosen
     if main:
         # Cheap (two passes over validation): the "none of these" threshold for `predict`.
-        open_set = calibrate_prepared(prepared, core, out, accelerator.device)
+        open_set = calibrate_prepared(prepared, accelerator.unwrap_model(model), out,
+                                      accelerator.device)
         if open_set is not None:
             results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
         atomic_write_json(out / "results.json", results)
