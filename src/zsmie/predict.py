@@ -34,8 +34,8 @@ from zsmie.data.images import apply_image_policy
 from zsmie.data.jsonl import parse_jsonl_record, read_jsonl
 from zsmie.data.labels import check_label_set, read_descriptions
 from zsmie.data.sample import DataError, Sample, check_sample
+from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
-from zsmie.evaluation.predict import label_prototypes, run_model
 from zsmie.evaluation.run import load_run_config
 from zsmie.io import atomic_write_text
 from zsmie.models.pipeline import ZeroShotModel
