@@ -96,6 +96,8 @@ def tiny_run(work: Path) -> Path:
                          num_attention_heads=2, intermediate_size=128)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     run = work / "tiny-run"
+    if (run / "best.safetensors").is_file():
+        return run
     subprocess.run([sys.executable, "-m", "zsmie", "demo", "--out", str(run), "--set",
                     f"text.model='{folder}'", "--set", "train.epochs=1", "--set",
                     "train.progress=false", "--set", "feature_cache=off"],
@@ -177,6 +179,16 @@ def load_test(run: Path, clients: int, seconds: float, batch_samples: int) -> di
             "rps": len(latencies) / wall, "p50_ms": 1000 * q[49], "p99_ms": 1000 * q[98]}
 
 
+def phase(work: Path, name: str, measure):
+    """A phase's results, measured once per work folder (a rerun after a failure skips it)."""
+    path = work / f"{name}.json"
+    if not path.is_file():
+        atomic_write_text(path, json.dumps(measure()))
+    result = json.loads(path.read_text())
+    print(name, result, flush=True)
+    return result
+
+
 def report(args, tp, memory, served) -> str:
     flat = memory[1]["peak_mib"] / memory[0]["peak_mib"]
     one, many = (next(s for s in served if (s["batch_samples"] == 1) == b) for b in (True, False))
@@ -238,17 +250,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="load test per setting")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--lines", default="10000,100000", help="input sizes for peak memory")
+    parser.add_argument("--work", type=Path, help="keep inputs and finished phases here (a rerun "
+                        "reuses them)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "serving.md")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        tp = throughput(args.run, args.samples, work)
-        print("throughput", tp, flush=True)
-        run = tiny_run(work)
-        memory = [peak_memory(run, int(n), work) for n in args.lines.split(",")]
-        print("memory", memory, flush=True)
-    served = [load_test(args.run, args.clients, args.seconds, b) for b in (256, 1)]
-    print("served", served, flush=True)
+    work = args.work or Path(tempfile.mkdtemp(prefix="zsmie-serving-"))
+    work.mkdir(parents=True, exist_ok=True)
+    tp = phase(work, "throughput", lambda: throughput(args.run, args.samples, work))
+    memory = phase(work, "memory", lambda: [peak_memory(tiny_run(work), int(n), work)
+                                            for n in args.lines.split(",")])
+    served = phase(work, "served", lambda: [load_test(args.run, args.clients, args.seconds, b)
+                                            for b in (256, 1)])
     atomic_write_text(args.out, report(args, tp, memory, served))
     print(args.out)
 
