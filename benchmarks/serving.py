@@ -205,6 +205,7 @@ def report(args, tp, memory, served) -> str:
         "",
         f"Run: `{args.run}` (the demo's Proto model, frozen MiniLM text encoder).",
         "",
+        *([args.note, ""] if args.note else []),
         "## Streamed `zsmie predict` against the encoder alone",
         "",
         "| samples | predict (samples/s) | encoder forward alone (samples/s) | predict / encoder |",
@@ -250,6 +251,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="load test per setting")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--lines", default="10000,100000", help="input sizes for peak memory")
+    parser.add_argument("--note", default="", help="a paragraph for the report (how it was run)")
     parser.add_argument("--work", type=Path, help="keep inputs and finished phases here (a rerun "
                         "reuses them)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "serving.md")
