@@ -17,7 +17,7 @@ from pathlib import Path
 
 from zsmie.assemble import loaders, prepare
 from zsmie.config import load_config
-from zsmie.evaluation.predict import label_prototypes, run_model
+from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent

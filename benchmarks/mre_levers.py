@@ -29,7 +29,7 @@ import torch
 
 from zsmie.assemble import label_text_map, loaders, prepare
 from zsmie.config import load_config
-from zsmie.evaluation.predict import metrics_of, run_model
+from zsmie.evaluation.inference import metrics_of, run_model
 from zsmie.evaluation.run import load_run
 from zsmie.experiments.runner import finished
 from zsmie.experiments.tables import mean_std

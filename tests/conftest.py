@@ -28,3 +28,17 @@ def minilm():
     from zsmie.encoders.text import TextEncoder
 
     return TextEncoder("minilm", max_length=128)
+
+
+@pytest.fixture(scope="session")
+def trained_demo(tmp_path_factory) -> Path:
+    """The embedded demo trained once (1 epoch) for the prediction-at-scale tests."""
+    from importlib import resources
+
+    from zsmie.config import load_config
+    from zsmie.training.trainer import train
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    demo = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
+    train(load_config(demo, ["train.epochs=1", "train.progress=false", "feature_cache=off"]), out)
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-import zsmie.evaluation.predict as inference
+import zsmie.evaluation.inference as inference
 from zsmie.assemble import loaders, prepare
 from zsmie.config import load_config
 from zsmie.training.trainer import train

@@ -244,23 +244,57 @@ def predict(
     ),
     images: str = typer.Option("error", help="a given image that is missing or unreadable: error | blank"),
     output: Path | None = typer.Option(None, help="JSONL file to write (default: stdout)"),
+    chunk_size: int = typer.Option(1024, help="samples read, scored and written at a time"),
+    resume: bool = typer.Option(False, help="continue a killed run's OUTPUT.partial"),
+    progress: bool = typer.Option(True, help="progress bar with samples/s (only on a terminal)"),
 ) -> None:
-    """Rank any labels (unseen in training) for each sample of a JSONL file."""
+    """Rank any labels (unseen in training) for each sample of a JSONL file, streamed in chunks.
+
+    Several processes: `accelerate launch -m zsmie predict ...` (same lines, same order)."""
     from zsmie.data.labels import read_label_file, split_labels
-    from zsmie.predict import predict_file
+    from zsmie.serving.stream import predict_file
 
     _setup_logging()
     try:
         if bool(labels) == (labels_file is not None):
             raise DataError("give the candidate labels with exactly one of --labels or --labels-file")
         candidates = read_label_file(labels_file) if labels_file is not None else split_labels(labels)
-        predictions = predict_file(run, input_file, candidates, descriptions, top_k, open_set,
-                                   images, output)
+        predict_file(run, input_file, candidates, descriptions, top_k, open_set, images, output,
+                     chunk_size, resume, progress)
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
-    if output is None:
-        for prediction in predictions:
-            typer.echo(json.dumps(prediction.as_dict(), ensure_ascii=False))
+
+
+@app.command()
+def serve(
+    run: Path = typer.Option(..., help="a finished run folder"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    max_samples: int = typer.Option(64, help="samples per request, at most"),
+    max_labels: int = typer.Option(128, help="labels per request, at most"),
+    batch_samples: int = typer.Option(256, help="samples per model call (micro-batching); 1: one "
+                                      "request at a time"),
+    max_wait_ms: float = typer.Option(2.0, help="how long a model call waits for more requests"),
+) -> None:
+    """An HTTP JSON API over a run (POST /predict, GET /health) and a page to try it at /."""
+    import torch
+    import uvicorn
+
+    from zsmie.predict import ZeroShotExtractor
+    from zsmie.serving.app import Limits, create_app
+    from zsmie.serving.batcher import MicroBatcher
+
+    _setup_logging()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        extractor = ZeroShotExtractor.from_run(run, device=device)
+    except (*USER_ERRORS, ValueError) as exc:
+        _fail(exc)
+    batcher = MicroBatcher(extractor, batch_samples, max_wait_ms / 1000)
+    app_ = create_app(extractor, Limits(max_samples=max_samples, max_labels=max_labels), batcher)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -32,19 +32,19 @@ from zsmie.assemble import build_model, label_text_map
 from zsmie.config import Config
 from zsmie.data.batching import SampleDataset, collate
 from zsmie.data.images import apply_image_policy
-from zsmie.data.jsonl import parse_jsonl_record, read_jsonl
+from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
+from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
-from zsmie.evaluation.predict import label_prototypes, run_model
 from zsmie.evaluation.run import load_run_config
-from zsmie.io import atomic_write_text
 from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import ZeroShotModel
 
 log = logging.getLogger(__name__)
 SampleLike = Sample | Mapping[str, Any]
 Descriptions = Mapping[str, str] | str | Path | None
+PROTOTYPE_CACHE = 64  # label sets whose prototypes are kept (frozen text encoders)
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,28 @@ class Prediction:
             "prediction": self.prediction,
             "ranked": [{"label": label, "score": score} for label, score in self.ranked],
         }
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Candidate labels with the text of their prototypes and how to answer."""
+
+    labels: tuple[str, ...]
+    texts: tuple[str, ...]  # the text each label's prototype is built from
+    top_k: int
+    threshold: float | None  # open set: "none of these" under it; None: always a label
+
+    def predictions(self, samples: Sequence[Sample], scores: torch.Tensor) -> list[Prediction]:
+        """Scores [N, C] of `samples` against these labels -> the top_k best of each, in order."""
+        values, indices = scores.topk(min(self.top_k, len(self.labels)), dim=-1)  # best first
+        out = []
+        for sample, row_values, row_indices in zip(samples, values.tolist(), indices.tolist(),
+                                                   strict=True):
+            ranked = [(self.labels[j], float(v)) for v, j in zip(row_values, row_indices, strict=True)]
+            best_label, best_score = ranked[0]
+            rejected = self.threshold is not None and best_score < self.threshold
+            out.append(Prediction(sample.id, ranked, NONE_OF_THESE if rejected else best_label))
+        return out
 
 
 def _read_threshold(run: Path) -> float | None:
@@ -82,6 +104,18 @@ def _training_texts(run: Path) -> set[str]:
     data = json.loads(path.read_text(encoding="utf-8"))
     train = data.get("split", {}).get("train", [])
     return set(train) | {data.get("label_text", {}).get(label, label) for label in train}
+
+
+def warn_repeated_ids(samples: Sequence[Sample], seen: set[str] | None = None) -> None:
+    """Log the sample ids used more than once (their output lines would share an id); `seen`
+    carries the ids of earlier chunks of a stream."""
+    counts = Counter(s.id for s in samples)
+    seen = set() if seen is None else seen
+    repeated = [i for i, n in counts.items() if n > 1 or i in seen]
+    seen.update(counts)
+    if repeated:
+        log.warning("%d sample id(s) are used by more than one sample, so their predictions "
+                    "share an id: %s", len(repeated), repeated[:5])
 
 
 class ZeroShotExtractor:
@@ -171,8 +205,59 @@ class ZeroShotExtractor:
             dataset, batch_size=batch_size or self.config.train.eval_batch_size, shuffle=False,
             collate_fn=functools.partial(collate, pad_id=model.text.tokenizer.pad_token_id or 0),
         )
+        if len(self._prototypes) > PROTOTYPE_CACHE:  # bounded: a service sees many label sets
+            self._prototypes.clear()
         prototypes = label_prototypes(model, texts, self._prototypes)
         return run_model(model, loader, prototypes, device=self.device).scores
+
+    def label_set(
+        self,
+        labels: Sequence[str],
+        descriptions: Descriptions = None,
+        top_k: int = 5,
+        open_set: bool = False,
+    ) -> LabelSet:
+        """Check the candidate labels and the answer settings once, for any number of samples."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k = {top_k!r}: must be an integer, at least 1")
+        # A string is one comma-separated list, as `--labels` reads it (not its characters).
+        labels = split_labels(labels) if isinstance(labels, str) else list(labels)
+        texts = self.label_texts(labels, descriptions)
+        threshold = self._open_set_threshold(labels) if open_set else None
+        seen = [label for label, text in zip(labels, texts, strict=True)
+                if label in self.training_texts or text in self.training_texts]
+        if seen:
+            log.warning("labels seen in training (not zero-shot for this run): %s", seen)
+        return LabelSet(tuple(labels), tuple(texts), top_k, threshold)
+
+    def rank(
+        self, samples: list[Sample], label_set: LabelSet, images: str = "error",
+        batch_size: int | None = None,
+    ) -> list[Prediction]:
+        """Predictions for samples checked by `samples()`, in their order."""
+        return self.rank_many([(samples, label_set)], images, batch_size)[0]
+
+    def rank_many(
+        self, requests: Sequence[tuple[list[Sample], LabelSet]], images: str = "error",
+        batch_size: int | None = None,
+    ) -> list[list[Prediction]]:
+        """Several requests, each its samples against its own labels, in one model call: the
+        samples are scored against the union of the label texts and each request keeps its
+        own columns (a label's score does not depend on the other labels offered)."""
+        if images not in ("error", "blank"):
+            raise ValueError(f"images = {images!r}: expected 'error' or 'blank'")
+        checked = self._with_images([s for samples, _ in requests for s in samples], images)
+        if not checked:
+            return [[] for _ in requests]
+        texts = dict.fromkeys(text for _, label_set in requests for text in label_set.texts)
+        union = {text: j for j, text in enumerate(texts)}
+        scores = self.scores(checked, list(union), batch_size)
+        out, start = [], 0
+        for samples, label_set in requests:
+            rows = scores[start:start + len(samples)][:, [union[t] for t in label_set.texts]]
+            out.append(label_set.predictions(checked[start:start + len(samples)], rows))
+            start += len(samples)
+        return out
 
     def predict(
         self,
@@ -193,35 +278,10 @@ class ZeroShotExtractor:
         `images`: what a given but missing or unreadable image does, `error` or `blank`.
         `base_dir`: the folder relative image paths of dict samples start from.
         """
-        if top_k < 1:
-            raise ValueError(f"top_k = {top_k}: must be at least 1")
-        if images not in ("error", "blank"):
-            raise ValueError(f"images = {images!r}: expected 'error' or 'blank'")
-        # A string is one comma-separated list, as `--labels` reads it (not its characters).
-        labels = split_labels(labels) if isinstance(labels, str) else list(labels)
-        texts = self.label_texts(labels, descriptions)
-        threshold = self._open_set_threshold(labels) if open_set else None
-        seen = [label for label, text in zip(labels, texts, strict=True)
-                if label in self.training_texts or text in self.training_texts]
-        if seen:
-            log.warning("labels seen in training (not zero-shot for this run): %s", seen)
-        checked = self._with_images(self.samples(samples, base_dir), images)
-        if not checked:
-            return []
-        repeated = [i for i, n in Counter(s.id for s in checked).items() if n > 1]
-        if repeated:
-            log.warning("%d sample id(s) are used by more than one sample, so their predictions "
-                        "share an id: %s", len(repeated), repeated[:5])
-        scores = self.scores(checked, texts, batch_size)
-        values, indices = scores.topk(min(top_k, len(labels)), dim=-1)  # sorted, best first
-        out = []
-        for sample, row_values, row_indices in zip(checked, values.tolist(), indices.tolist(),
-                                                   strict=True):
-            ranked = [(labels[j], float(v)) for v, j in zip(row_values, row_indices, strict=True)]
-            best_label, best_score = ranked[0]
-            rejected = threshold is not None and best_score < threshold
-            out.append(Prediction(sample.id, ranked, NONE_OF_THESE if rejected else best_label))
-        return out
+        samples = self.samples(samples, base_dir)
+        warn_repeated_ids(samples)
+        label_set = self.label_set(labels, descriptions, top_k, open_set)
+        return self.rank(samples, label_set, images, batch_size)
 
     def _open_set_threshold(self, labels: list[str]) -> float:
         if self.threshold is None:
@@ -233,23 +293,3 @@ class ZeroShotExtractor:
             raise DataError(f"labels: {NONE_OF_THESE!r} is the open-set answer, not a label")
         return self.threshold
 
-
-def predict_file(
-    run_dir: str | Path,
-    input_path: str | Path,
-    labels: Sequence[str],
-    descriptions: Descriptions = None,
-    top_k: int = 5,
-    open_set: bool = False,
-    images: str = "error",
-    output: str | Path | None = None,
-) -> list[Prediction]:
-    """`zsmie predict`: a JSONL file in, one JSON line per sample out (to `output` atomically)."""
-    extractor = ZeroShotExtractor.from_run(run_dir)
-    predictions = extractor.predict(read_jsonl(input_path), labels, descriptions, top_k,
-                                    open_set, images)
-    if output is not None:
-        lines = "".join(json.dumps(p.as_dict(), ensure_ascii=False) + "\n" for p in predictions)
-        atomic_write_text(Path(output), lines)
-    log.info("%d predictions; images %s", len(predictions), extractor.last_image_report)
-    return predictions

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from zsmie.data.batching import SampleDataset, collate
-from zsmie.evaluation.predict import label_prototypes, run_model
+from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
 

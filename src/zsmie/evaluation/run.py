@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config
-from zsmie.evaluation.predict import evaluate_part
+from zsmie.evaluation.inference import evaluate_part
 from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import read_weights
 

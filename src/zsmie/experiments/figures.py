@@ -183,7 +183,7 @@ def run_embeddings(
     run_dir: str | Path, part: str = "test", data_dir: str | None = None
 ) -> tuple[np.ndarray, list[str]]:
     """Embeddings [N, h] of a finished run's samples of one part and their gold labels."""
-    from zsmie.evaluation.predict import label_prototypes, run_model
+    from zsmie.evaluation.inference import label_prototypes, run_model
     from zsmie.evaluation.run import load_run
 
     loaded = load_run(run_dir, data_dir)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from zsmie.config import Config
-from zsmie.evaluation.predict import Predictions, label_prototypes, metrics_of, run_model
+from zsmie.evaluation.inference import Predictions, label_prototypes, metrics_of, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.ensemble import ENSEMBLE_FILE, mix_scores, reference_model
 

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config, save_config
+from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
-from zsmie.evaluation.predict import evaluate_part, label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
 from zsmie.losses.l2sp import L2SP
 from zsmie.models.ensemble import ensembled

@@ -1,0 +1,263 @@
+"""`zsmie predict` at scale: a JSONL file scored chunk by chunk, each chunk written when done.
+
+Memory is bounded by the chunk size, not the input. Output goes to `OUTPUT.partial` (with
+the run's settings in `OUTPUT.partial.json`) and is renamed to OUTPUT only when complete; a
+killed run rerun with `resume=True` cuts a torn last line and continues after the last
+complete one. Under `accelerate launch` (or torchrun) chunk i is scored by process
+i mod N and the main process writes the chunks in input order: the lines are those of one
+process, chunk for chunk the same batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list, gather_object
+from tqdm.auto import tqdm
+
+from zsmie.data.jsonl import iter_jsonl_lines, parse_jsonl_line
+from zsmie.data.sample import DataError
+from zsmie.io import atomic_write_json
+from zsmie.predict import (
+    Descriptions,
+    LabelSet,
+    Prediction,
+    ZeroShotExtractor,
+    warn_repeated_ids,
+)
+
+log = logging.getLogger(__name__)
+CHUNK_SIZE = 1024
+Lines = list[tuple[int, bytes]]  # (line number, raw line) of non-blank input lines
+
+
+def destination(output: Path) -> Path:
+    """The file a finished output replaces: a symlink's target (the link stays)."""
+    return Path(os.path.realpath(output))
+
+
+def written_through(output: Path) -> bool:
+    """An existing FIFO, device or socket: lines are written to it as they come, never replaced
+    (no partial file, no resume)."""
+    try:
+        mode = os.stat(output).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def partial_path(output: Path) -> Path:
+    target = destination(output)
+    return target.with_name(target.name + ".partial")
+
+
+def settings_path(output: Path) -> Path:
+    target = destination(output)
+    return target.with_name(target.name + ".partial.json")
+
+
+def finish(output: Path) -> None:
+    """Rename the complete partial file over the destination, keeping an old file's mode."""
+    target, partial = destination(output), partial_path(output)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    os.chmod(partial, mode)
+    os.replace(partial, target)
+    settings_path(output).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def count_samples(path: Path) -> int:
+    """Non-blank lines of a JSONL file (the progress bar's total), read in constant memory."""
+    return sum(1 for _ in iter_jsonl_lines(path))
+
+
+def _chunks(path: Path, skip: int, size: int) -> Iterator[Lines]:
+    lines = islice(iter_jsonl_lines(path), skip, None)
+    while chunk := list(islice(lines, size)):
+        yield chunk
+
+
+def _line_id(raw: bytes, where: str) -> str | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return str(record.get("id", where)) if isinstance(record, dict) else None
+
+
+def resume_point(input_path: Path, output: Path, settings: dict) -> int:
+    """Complete lines already in OUTPUT.partial (a torn last line is cut off), after checking
+    that they were written by these settings from this input; 0 when there is none."""
+    partial = partial_path(output)
+    if not partial.is_file():
+        return 0
+    try:
+        saved = json.loads(settings_path(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DataError(f"{settings_path(output)}: missing or unreadable, so {partial} cannot be "
+                        "resumed; rerun without --resume to start over") from None
+    for key, value in settings.items():
+        if saved.get(key) != value:
+            raise DataError(f"{partial} was written with {key} = {saved.get(key)!r}, not {value!r}; "
+                            "rerun with the same settings, or without --resume to start over")
+    complete, end, last = 0, 0, b""
+    with open(partial, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            complete, end, last = complete + 1, end + len(line), line
+    if end < partial.stat().st_size:
+        log.info("%s: cutting a torn last line (%d bytes)", partial, partial.stat().st_size - end)
+        os.truncate(partial, end)
+    if complete:
+        where = next(islice(iter_jsonl_lines(input_path), complete - 1, None), None)
+        expected = _line_id(where[1], f"{input_path.name}:{where[0]}") if where else None
+        if expected is None or _line_id(last, "") != expected:
+            raise DataError(f"{partial}: its line {complete} (id {_line_id(last, '')!r}) is not "
+                            f"the prediction of sample {complete} of {input_path}; rerun without "
+                            "--resume to start over")
+    return complete
+
+
+def _score(extractor: ZeroShotExtractor, path: Path, chunk: Lines, label_set: LabelSet,
+           images: str, seen_ids: set[str]) -> list[Prediction] | str:
+    """One chunk's predictions, or its first problem as a message (raised by every process)."""
+    try:
+        samples = [parse_jsonl_line(raw, f"{path.name}:{n}", path.parent) for n, raw in chunk]
+        samples = extractor.samples(samples)
+        warn_repeated_ids(samples, seen_ids)
+        return extractor.rank(samples, label_set, images)
+    except DataError as exc:
+        return str(exc)
+
+
+def scored_chunks(
+    extractor: ZeroShotExtractor, path: Path, label_set: LabelSet, images: str = "error",
+    chunk_size: int = CHUNK_SIZE, skip: int = 0, state: PartialState | None = None,
+    image_counts: Counter | None = None,
+) -> Iterator[list[Prediction]]:
+    """Predictions chunk by chunk, in input order, after the first `skip` samples; chunks are
+    shared round-robin between the processes of `state`, and every process yields them all."""
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+    chunks = _chunks(path, skip, chunk_size)
+    seen_ids: set[str] = set()
+    while batch := list(islice(chunks, world)):
+        mine = _score(extractor, path, batch[rank], label_set, images, seen_ids) if rank < len(batch) else []
+        if image_counts is not None and rank < len(batch):
+            image_counts.update(extractor.last_image_report)
+        results = gather_object([mine]) if world > 1 else [mine]
+        for result in results[: len(batch)]:
+            if isinstance(result, str):
+                raise DataError(result)
+            yield result
+
+
+def _write(handle: IO[str], predictions: Sequence[Prediction]) -> None:
+    handle.write("".join(json.dumps(p.as_dict(), ensure_ascii=False) + "\n" for p in predictions))
+    handle.flush()
+
+
+def predict_file(
+    run_dir: str | Path,
+    input_path: str | Path,
+    labels: Sequence[str],
+    descriptions: Descriptions = None,
+    top_k: int = 5,
+    open_set: bool = False,
+    images: str = "error",
+    output: str | Path | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    resume: bool = False,
+    progress: bool = True,
+) -> int:
+    """`zsmie predict`: one JSON line per sample of a JSONL file, in order, to `output` (or
+    stdout), streamed; returns the number of lines written by this call."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size = {chunk_size}: must be at least 1")
+    input_path = Path(input_path)
+    output = Path(output) if output is not None else None
+    if resume and output is None:
+        raise DataError("--resume continues an --output file: give --output")
+    direct = output is not None and written_through(output)
+    if resume and direct:
+        raise DataError(f"--resume continues a regular --output file; {output} is a FIFO or "
+                        "a device, written through")
+    if not input_path.is_file():
+        raise FileNotFoundError(f"{input_path}: no such input file")
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes: gloo
+    main = state.is_main_process
+    extractor = ZeroShotExtractor.from_run(run_dir, device=state.device)
+    label_set = extractor.label_set(labels, descriptions, top_k, open_set)
+    settings = {"run": os.path.abspath(run_dir), "input": os.path.abspath(input_path),
+                "labels": list(label_set.labels), "texts": list(label_set.texts),
+                "top_k": top_k, "open_set": open_set, "images": images}
+    if output is not None and resume and output.is_file() and not partial_path(output).exists():
+        log.info("%s is complete: nothing to resume", output)
+        return 0
+    start: int | str = 0
+    if main and output is not None and not direct:
+        try:
+            start = resume_point(input_path, output, settings) if resume else 0
+            if not resume:
+                if partial_path(output).exists():
+                    log.warning("%s: starting over (--resume continues it)", partial_path(output))
+                output.parent.mkdir(parents=True, exist_ok=True)
+                partial_path(output).write_bytes(b"")
+                atomic_write_json(settings_path(output), settings)
+        except (DataError, OSError) as exc:
+            start = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)
+    if state.num_processes > 1:
+        start = broadcast_object_list([start])[0]
+    if isinstance(start, str):
+        raise DataError(start)
+    if start:
+        log.info("resuming %s after its %d complete lines", partial_path(output), start)
+    total = count_samples(input_path) - start if main else 0
+    counts: Counter = Counter()
+    bar = tqdm(total=total, unit=" samples", desc="predict", dynamic_ncols=True,
+               disable=not (main and progress and sys.stderr.isatty()))
+    written = 0
+    handle = None
+    if main and output is not None:
+        handle = open(output if direct else partial_path(output), "a", encoding="utf-8")
+    try:
+        for predictions in scored_chunks(extractor, input_path, label_set, images, chunk_size,
+                                         start, state, counts):
+            if main:
+                if handle is not None:
+                    _write(handle, predictions)
+                    if not direct:
+                        os.fsync(handle.fileno())
+                else:
+                    _write(sys.stdout, predictions)
+            written += len(predictions)
+            bar.update(len(predictions))
+    finally:
+        bar.close()
+        if handle is not None:
+            handle.close()
+    if main and output is not None and not direct:
+        finish(output)
+    state.wait_for_everyone()
+    log.info("%d predictions (%d processes); images of this process %s", written,
+             state.num_processes, dict(counts))
+    return written

@@ -1,0 +1,126 @@
+"""`zsmie serve`: the JSON API answers as `zsmie predict` does, micro-batches concurrent
+requests, and turns bad input into a 4xx naming the problem, staying up."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from zsmie.predict import ZeroShotExtractor
+from zsmie.serving.app import Limits, create_app
+from zsmie.serving.batcher import MicroBatcher
+
+BIRTH = {"id": "birth", "text": "Violinist Clara Weiss was born in Vienna in 1990",
+         "head": [10, 21], "tail": [34, 40]}
+OWNED = {"id": "owned", "tokens": ["Northwind", "Air", "is", "now", "owned", "by", "Global",
+                                   "Aviation", "Group"], "head": [0, 2], "tail": [6, 9]}
+LABELS = ["place_of_birth", "subsidiary", "spouse", "employer"]
+LIMITS = Limits(max_body_bytes=4000, max_samples=4, max_labels=6)
+
+
+@pytest.fixture(scope="module")
+def extractor(trained_demo) -> ZeroShotExtractor:
+    return ZeroShotExtractor.from_run(trained_demo)
+
+
+@pytest.fixture(scope="module")
+def client(extractor):
+    # a long wait, so that requests sent together surely share a model call
+    app = create_app(extractor, LIMITS, MicroBatcher(extractor, max_samples=64, max_wait=0.25))
+    with TestClient(app) as client:
+        yield client
+
+
+def close(a: list[dict], b: list[dict]) -> bool:
+    labels = [[r["label"] for r in x["ranked"]] + [x["id"], x["prediction"]] for x in a]
+    return labels == [[r["label"] for r in x["ranked"]] + [x["id"], x["prediction"]] for x in b] and [
+        r["score"] for x in a for r in x["ranked"]] == pytest.approx(
+        [r["score"] for x in b for r in x["ranked"]], abs=1e-5)
+
+
+def test_health_and_page(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["task"] == "mre" and health["model"] == "proto"
+    assert health["limits"] == {"max_body_bytes": 4000, "max_samples": 4, "max_labels": 6}
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="labels"' in page.text and 'fetch("predict"' in page.text
+
+
+def test_predict_answers_as_the_predict_command(client, extractor):
+    response = client.post("/predict", json={"samples": [BIRTH, OWNED], "labels": LABELS, "top_k": 2})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    expected = [p.as_dict() for p in extractor.predict([BIRTH, OWNED], LABELS, top_k=2)]
+    assert close(predictions, expected)
+    assert [p["prediction"] for p in predictions] == ["place_of_birth", "subsidiary"]
+    described = client.post("/predict", json={
+        "samples": [BIRTH], "labels": ["place_of_birth", "subsidiary"],
+        "descriptions": {"place_of_birth": "the person was born in the place",
+                         "subsidiary": "the company is owned by the other company"}}).json()
+    assert described["predictions"][0]["ranked"][0]["score"] != pytest.approx(
+        predictions[0]["ranked"][0]["score"])
+
+
+def test_concurrent_requests_share_model_calls_and_keep_their_own_labels(client, extractor):
+    batcher = client.app.state.batcher
+    calls, answered = batcher.calls, batcher.requests
+    bodies = [{"samples": [BIRTH, OWNED][: 1 + i % 2], "labels": LABELS[i % 3:], "top_k": 3}
+              for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda body: client.post("/predict", json=body), bodies))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert batcher.requests - answered == 8 and batcher.calls - calls < 8  # micro-batched
+    for body, response in zip(bodies, responses, strict=True):
+        alone = extractor.predict(body["samples"], body["labels"], top_k=3)
+        assert close(response.json()["predictions"], [p.as_dict() for p in alone])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"samples": [BIRTH] * 5, "labels": LABELS}, 413, "samples: 5 given, at most 4 per request"),
+        ({"samples": [BIRTH], "labels": [f"l{i}" for i in range(7)]}, 413,
+         "labels: 7 given, at most 6 per request"),
+        ({"samples": [{**BIRTH, "text": "x" * 5000}], "labels": LABELS}, 413, "body: "),
+        ("{oops", 422, "body: not valid JSON"),
+        ([BIRTH], 422, "body: Input should be a valid dictionary"),
+        ({"labels": LABELS}, 422, "samples: Field required"),
+        ({"samples": [BIRTH]}, 422, "labels: Field required"),
+        ({"samples": [], "labels": LABELS}, 422, "samples: List should have at least 1 item"),
+        ({"samples": [BIRTH], "labels": LABELS, "top_k": "3"}, 422, "top_k: Input should be a valid integer"),
+        ({"samples": [BIRTH], "labels": LABELS, "top_k": 0}, 422,
+         "top_k: Input should be greater than or equal to 1"),
+        ({"samples": [BIRTH], "labels": ["spouse", 3]}, 422, "labels[1]: Input should be a valid string"),
+        ({"samples": [BIRTH], "labels": LABELS, "extra": 1}, 422, "extra: Extra inputs are not permitted"),
+        ({"samples": [BIRTH, {**BIRTH, "tail": [34, 99]}], "labels": LABELS}, 422,
+         "samples[1]: field 'tail' character span [34, 99) does not cover text"),
+        ({"samples": [{"text": "Vienna", "head": [0, 6]}], "labels": LABELS}, 422,
+         "samples[0]: a MET sample"),
+        ({"samples": [BIRTH], "labels": ["spouse", "spouse"]}, 422, "duplicate label(s) ['spouse']"),
+        ({"samples": [BIRTH], "labels": ["spouse", "employer"], "descriptions": {"spouse": "married"}},
+         422, "no description for label(s) ['employer']"),
+        ({"samples": [BIRTH], "labels": LABELS, "descriptions": "mnre"}, 422,
+         "descriptions: Input should be a valid dictionary"),
+    ],
+)
+def test_bad_requests_are_4xx_naming_the_problem(client, body, status, detail):
+    content = body if isinstance(body, str) else json.dumps(body)
+    response = client.post("/predict", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.json()["detail"].startswith(detail) or detail in response.json()["detail"]
+    # and the service goes on answering
+    ok = client.post("/predict", json={"samples": [BIRTH], "labels": LABELS})
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["id"] == "birth"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_unread(client):
+    def parts():
+        for _ in range(10):
+            yield b" " * 1000
+
+    response = client.post("/predict", content=parts(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["detail"].startswith("body: over 4000 bytes")

@@ -1,0 +1,154 @@
+"""`zsmie predict` streamed: chunked output equals whole-file prediction, a killed run resumes
+to the same file, and two processes write the lines of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import invoke
+
+from zsmie.data.datasets import demo_path
+from zsmie.data.jsonl import read_jsonl
+from zsmie.data.sample import DataError
+from zsmie.predict import ZeroShotExtractor
+from zsmie.serving.stream import partial_path, predict_file, settings_path
+
+LABELS = "place_of_birth,subsidiary,spouse,employer"
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+              "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no", "-m", "zsmie"]
+
+
+def write_posts(path: Path, n: int) -> Path:
+    """n demo posts (cycled) with unique ids, blank lines between some."""
+    records = [json.loads(line) for line in demo_path().read_text().splitlines() if line.strip()]
+    lines = []
+    for i in range(n):
+        record = {k: v for k, v in records[i % len(records)].items() if k not in ("image", "label")}
+        lines.append(json.dumps({**record, "id": f"p{i}"}) + ("\n\n" if i % 50 == 7 else "\n"))
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def same_lines(a: list[dict], b: list[dict]) -> bool:
+    """Same ids, predictions and ranked labels in order; scores equal to float32 rounding."""
+    def rows(lines):
+        return [(x["id"], x["prediction"], [r["label"] for r in x["ranked"]]) for x in lines]
+
+    scores = [r["score"] for lines in (a, b) for x in lines for r in x["ranked"]]
+    half = len(scores) // 2
+    return rows(a) == rows(b) and scores[:half] == pytest.approx(scores[half:], abs=1e-5)
+
+
+def predict_args(run: Path, posts: Path, out: Path | None, *more: str) -> list[str]:
+    args = ["predict", "--run", str(run), "--input", str(posts), "--labels", LABELS, "--top-k", "3"]
+    return [*args, *(["--output", str(out)] if out else []), *more]
+
+
+@pytest.fixture(scope="module")
+def posts(tmp_path_factory) -> Path:
+    return write_posts(tmp_path_factory.mktemp("posts") / "posts.jsonl", 100)
+
+
+def test_streamed_chunks_equal_whole_file_prediction(trained_demo, posts, tmp_path):
+    whole = ZeroShotExtractor.from_run(trained_demo).predict(read_jsonl(posts), LABELS.split(","),
+                                                             top_k=3)
+    expected = "".join(json.dumps(p.as_dict(), ensure_ascii=False) + "\n" for p in whole)
+    out = tmp_path / "out" / "pred.jsonl"
+    # chunks of 64 = eval_batch_size: the very batches of the whole-file call, so the same bytes
+    assert predict_file(trained_demo, posts, LABELS.split(","), top_k=3, output=out,
+                        chunk_size=64) == 100
+    assert out.read_text(encoding="utf-8") == expected
+    assert not partial_path(out).exists() and not settings_path(out).exists()
+    # chunks of 30, to stdout: other batches, the same answers
+    result = invoke(*predict_args(trained_demo, posts, None, "--chunk-size", "30", "--no-progress"))
+    assert result.exit_code == 0, result.output
+    streamed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [x["id"] for x in streamed] == [f"p{i}" for i in range(100)]
+    assert same_lines(streamed, [p.as_dict() for p in whole])
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_file(trained_demo, tmp_path):
+    posts = write_posts(tmp_path / "posts.jsonl", 400)
+    out = tmp_path / "pred.jsonl"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "zsmie", *predict_args(trained_demo, posts, out,
+                             "--chunk-size", "8")], env=env, stderr=subprocess.PIPE, text=True)
+    partial = partial_path(out)
+    deadline = time.time() + 900  # a loaded machine loads the model slowly
+    while time.time() < deadline and proc.poll() is None:
+        if partial.is_file() and partial.stat().st_size > 0:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, stderr[-2000:]
+    assert not out.exists(), "the run finished before it could be killed"
+    assert partial.is_file(), f"no line written in 900 s: {stderr[-2000:]}"
+    done = partial.read_bytes()
+    assert done.endswith(b"\n") and 0 < done.count(b"\n") < 400
+    with open(partial, "ab") as handle:  # as if killed in the middle of a line
+        handle.write(b'{"id": "p9999", "predic')
+    # resumed in larger chunks: lines are per sample, whatever the chunks
+    result = invoke(*predict_args(trained_demo, posts, out, "--chunk-size", "64", "--resume"))
+    assert result.exit_code == 0, result.output
+    resumed = out.read_bytes()
+    assert resumed.startswith(done) and not partial.exists()  # appended after the complete lines
+    assert [x["id"] for x in lines_of(out)] == [f"p{i}" for i in range(400)]  # none lost or twice
+    whole = tmp_path / "whole.jsonl"
+    assert invoke(*predict_args(trained_demo, posts, whole, "--chunk-size", "64")).exit_code == 0
+    assert same_lines(lines_of(out), lines_of(whole))
+    # resuming a finished file does nothing
+    assert invoke(*predict_args(trained_demo, posts, out, "--resume")).exit_code == 0
+    assert out.read_bytes() == resumed
+
+
+def test_resume_refuses_other_settings_and_other_input(trained_demo, posts, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    partial_path(out).write_text("", encoding="utf-8")
+    assert "unreadable, so" in invoke(*predict_args(trained_demo, posts, out, "--resume")).output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(posts.read_text().splitlines()[0] + "\n\n{oops\n", encoding="utf-8")
+    with pytest.raises(DataError, match="bad.jsonl:3: not valid JSON"):
+        predict_file(trained_demo, bad, ["spouse", "employer"], output=out, chunk_size=1)
+    # the chunk before the bad line was written and kept for --resume
+    assert [x["id"] for x in lines_of(partial_path(out))] == ["p0"] and not out.exists()
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(bad), "--labels",
+                    "spouse,subsidiary", "--output", str(out), "--resume")
+    assert result.exit_code == 2
+    assert "was written with labels = ['spouse', 'employer'], not ['spouse', 'subsidiary']" in result.output
+    other = write_posts(tmp_path / "bad.jsonl", 3)  # same path, other posts
+    (tmp_path / "bad.jsonl").write_text(other.read_text().replace('"p0"', '"q0"'), encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 1 \(id 'p0'\) is not the prediction of sample 1"):
+        predict_file(trained_demo, other, ["spouse", "employer"], output=out, resume=True)
+    result = invoke(*predict_args(trained_demo, posts, None, "--resume"))
+    assert result.exit_code == 2 and "--resume continues an --output file" in result.output
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_lines_of_one(trained_demo, posts, tmp_path):
+    # One thread per process, as torchrun gives each of its processes: the same arithmetic.
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    posts = write_posts(tmp_path / "posts.jsonl", 60)
+    args = ["--chunk-size", "8", "--no-progress"]
+    done = subprocess.run([sys.executable, "-m", "zsmie", *predict_args(trained_demo, posts, one, *args)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([*ACCELERATE, *predict_args(trained_demo, posts, two, *args)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "60 predictions (2 processes)" in done.stderr
+    assert two.read_bytes() == one.read_bytes() and len(lines_of(two)) == 60
