@@ -91,6 +91,14 @@ class TrainConfig:
 
 
 @dataclass
+class OpenWorldConfig:
+    """Shares held out of each training relation under protocol = "generalized"."""
+
+    seen_test_share: float = 0.2  # seen-label test samples
+    seen_val_share: float = 0.1  # seen-label validation samples (calibrated stacking)
+
+
+@dataclass
 class Config:
     task: str = "mre"  # mre | met
     seed: int = 0
@@ -102,6 +110,12 @@ class Config:
     # Frozen-encoder features: "auto" (on disk in $ZSMIE_CACHE or ~/.cache/zsmie/features),
     # a folder, "memory" (computed once per run), or "off" (encoders run at every step).
     feature_cache: str = "auto"
+    # Evaluation protocol (README, "Open world"): "zero_shot" (the paper's), "open" (MNRE's
+    # None samples added, answer a label or none), "generalized" (training labels offered
+    # too; their held-out share is then removed from training). Non-zero-shot runs also write
+    # open_world.json at the end of training.
+    protocol: str = "zero_shot"
+    open_world: OpenWorldConfig = field(default_factory=OpenWorldConfig)
     data: DataConfig = field(default_factory=DataConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     vision: VisionEncoderConfig = field(default_factory=VisionEncoderConfig)
@@ -120,6 +134,7 @@ class Config:
             "model.kl_reduction": (self.model.kl_reduction, {"sum", "mean"}),
             "train.mixed_precision": (self.train.mixed_precision, {"no", "bf16", "fp16"}),
             "model.vat_score": (self.model.vat_score, {"dot", "cosine"}),
+            "protocol": (self.protocol, {"zero_shot", "open", "generalized"}),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

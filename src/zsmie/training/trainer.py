@@ -164,6 +164,11 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         open_set = calibrate_prepared(prepared, core, out, accelerator.device)
         if open_set is not None:
             results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
+        if config.protocol != "zero_shot":  # README, "Open world"
+            from zsmie.evaluation.protocols import evaluate_protocol_prepared
+
+            results["open_world"] = evaluate_protocol_prepared(
+                prepared, core, config.protocol, out, accelerator.device)
         atomic_write_json(out / "results.json", results)
     return results
 
