@@ -193,3 +193,20 @@ def write_table(grid: Grid, records: list[dict], command: str = "", notes: str =
     atomic_write_text(grid.results.with_suffix(".md"), markdown)
     atomic_write_text(grid.results.with_suffix(".csv"), csv_text)
     return markdown
+
+
+def grid_from_command_line(description: str, default_grid: Path) -> tuple[Grid, str]:
+    """A benchmark script's grid: `--grid FILE` (default `default_grid`) with `--set k=v`
+    overrides for every row, logging set up; returns it and the command line that ran."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--grid", default=str(default_grid))
+    parser.add_argument("--set", action="append", default=[], help="override for every row")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    grid = load_grid(args.grid)
+    grid.overrides += args.set
+    return grid, "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
