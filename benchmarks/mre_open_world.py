@@ -5,6 +5,8 @@ seeds 0-4. Writes benchmarks/results/mre_open_world.md (+ .csv, + .png).
     python benchmarks/mre_open_world.py [--grid benchmarks/mre_open_world.toml] [--set k=v ...]
 
 Cells already finished with the same config are reused (delete runs/mre_open_world to rerun).
+Seeds run one after the other, both protocols each; the results files are rewritten after
+every seed, so an interrupted run leaves the table of the seeds it finished.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ GRID = Path(__file__).resolve().parent / "mre_open_world.toml"
 def main() -> None:
     grid, command = grid_from_command_line(__doc__.splitlines()[0], GRID)
     started = time.time()
-    records = open_world.run_protocols(grid)
-    print(open_world.write_results(grid, records, command, time.time() - started))
+
+    def write(records: dict[str, list[dict]]) -> str:  # after every seed: partial results kept
+        return open_world.write_results(grid, records, command, time.time() - started)
+
+    print(write(open_world.run_protocols(grid, after_seed=write)))
 
 
 if __name__ == "__main__":

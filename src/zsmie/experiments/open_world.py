@@ -38,9 +38,19 @@ def protocol_grid(grid: Grid, protocol: str) -> Grid:
     return out
 
 
-def run_protocols(grid: Grid) -> dict[str, list[dict]]:
-    """Run (or reuse) every cell under each protocol; records carry results["open_world"]."""
-    return {protocol: run_grid(protocol_grid(grid, protocol)) for protocol in PROTOCOLS}
+def run_protocols(grid: Grid, after_seed=None) -> dict[str, list[dict]]:
+    """Run (or reuse) every cell under each protocol, seed by seed (both protocols of a seed
+    before the next seed); `after_seed(records)` is called after each seed. Records carry
+    results["open_world"]."""
+    records: dict[str, list[dict]] = {protocol: [] for protocol in PROTOCOLS}
+    for seed in grid.seeds:
+        for protocol in PROTOCOLS:
+            one_seed = protocol_grid(grid, protocol)
+            one_seed.seeds = [seed]
+            records[protocol] += run_grid(one_seed)
+        if after_seed is not None:
+            after_seed(records)
+    return records
 
 
 def _get(record: dict, path: tuple[str, ...]) -> float:

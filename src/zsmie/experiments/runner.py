@@ -197,7 +197,8 @@ def write_table(grid: Grid, records: list[dict], command: str = "", notes: str =
 
 def grid_from_command_line(description: str, default_grid: Path) -> tuple[Grid, str]:
     """A benchmark script's grid: `--grid FILE` (default `default_grid`) with `--set k=v`
-    overrides for every row, logging set up; returns it and the command line that ran."""
+    overrides for every row and `--seed N` (repeatable) in place of its seeds, logging set
+    up; returns it and the command line that ran."""
     import argparse
     import os
     import sys
@@ -205,8 +206,11 @@ def grid_from_command_line(description: str, default_grid: Path) -> tuple[Grid, 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--grid", default=str(default_grid))
     parser.add_argument("--set", action="append", default=[], help="override for every row")
+    parser.add_argument("--seed", action="append", type=int, default=[],
+                        help="run these seeds instead of the grid's (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     grid = load_grid(args.grid)
     grid.overrides += args.set
+    grid.seeds = args.seed or grid.seeds
     return grid, "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
