@@ -6,7 +6,8 @@ seeds 0-4. Writes benchmarks/results/mre_open_world.md (+ .csv, + .png).
 
 Cells already finished with the same config are reused (delete runs/mre_open_world to rerun).
 Seeds run one after the other, both protocols each; the results files are rewritten after
-every seed, so an interrupted run leaves the table of the seeds it finished.
+every seed, so an interrupted run leaves the table of the seeds it finished;
+`--collect-only` tabulates whatever cells have finished, running none.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ GRID = Path(__file__).resolve().parent / "mre_open_world.toml"
 
 
 def main() -> None:
-    grid, command = grid_from_command_line(__doc__.splitlines()[0], GRID)
+    grid, command, args = grid_from_command_line(
+        __doc__.splitlines()[0], GRID, {"--collect-only": "tabulate the finished cells, run none"})
     started = time.time()
 
     def write(records: dict[str, list[dict]]) -> str:  # after every seed: partial results kept
         return open_world.write_results(grid, records, command, time.time() - started)
 
+    if args.collect_only:
+        print(write(open_world.collect_protocols(grid)))
+        return
     print(write(open_world.run_protocols(grid, after_seed=write)))
 
 

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    grid, command = grid_from_command_line(__doc__.splitlines()[0], HERE / "mre_zero_shot.toml")
+    grid, command, _ = grid_from_command_line(__doc__.splitlines()[0], HERE / "mre_zero_shot.toml")
     start = time.time()
     records = run_grid(grid)
     wall = time.time() - start

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zsmie.evaluation.protocols import PROTOCOLS
 from zsmie.experiments.figures import pr_figure
-from zsmie.experiments.runner import Grid, run_grid
+from zsmie.experiments.runner import Grid, collect_records, run_grid
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
 
@@ -51,6 +51,11 @@ def run_protocols(grid: Grid, after_seed=None) -> dict[str, list[dict]]:
         if after_seed is not None:
             after_seed(records)
     return records
+
+
+def collect_protocols(grid: Grid) -> dict[str, list[dict]]:
+    """The records of the cells that have finished, under each protocol, running none."""
+    return {protocol: collect_records(protocol_grid(grid, protocol)) for protocol in PROTOCOLS}
 
 
 def _get(record: dict, path: tuple[str, ...]) -> float:

@@ -195,10 +195,13 @@ def write_table(grid: Grid, records: list[dict], command: str = "", notes: str =
     return markdown
 
 
-def grid_from_command_line(description: str, default_grid: Path) -> tuple[Grid, str]:
+def grid_from_command_line(
+    description: str, default_grid: Path, flags: dict[str, str] | None = None
+) -> tuple[Grid, str, Any]:
     """A benchmark script's grid: `--grid FILE` (default `default_grid`) with `--set k=v`
     overrides for every row and `--seed N` (repeatable) in place of its seeds, logging set
-    up; returns it and the command line that ran."""
+    up; `flags` adds the script's own on/off options (name -> help). Returns the grid, the
+    command line that ran, and the parsed options."""
     import argparse
     import os
     import sys
@@ -208,9 +211,12 @@ def grid_from_command_line(description: str, default_grid: Path) -> tuple[Grid, 
     parser.add_argument("--set", action="append", default=[], help="override for every row")
     parser.add_argument("--seed", action="append", type=int, default=[],
                         help="run these seeds instead of the grid's (repeatable)")
+    for name, text in (flags or {}).items():
+        parser.add_argument(name, action="store_true", help=text)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     grid = load_grid(args.grid)
     grid.overrides += args.set
     grid.seeds = args.seed or grid.seeds
-    return grid, "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    return grid, command, args
