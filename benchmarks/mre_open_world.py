@@ -30,7 +30,7 @@ def main() -> None:
         return open_world.write_results(grid, records, command, time.time() - started)
 
     if args.collect_only:
-        print(write(open_world.collect_protocols(grid)))
+        print(open_world.write_results(grid, open_world.collect_protocols(grid), command, None))
         return
     print(write(open_world.run_protocols(grid, after_seed=write)))
 

@@ -156,7 +156,9 @@ def figure(grid: Grid, records: list[dict], out: Path, seed: int) -> Path:
                      out, title=f"MNRE open protocol, test, seed {seed} (dot: calibrated threshold)")
 
 
-def write_results(grid: Grid, records: dict[str, list[dict]], command: str, wall: float) -> str:
+def write_results(
+    grid: Grid, records: dict[str, list[dict]], command: str, wall: float | None
+) -> str:
     """Write <results>.md, .csv and .png for the protocols' records; returns the markdown."""
     markdown, csv_text = tables(grid, records)
     png = figure(grid, records["open"], grid.results.with_suffix(".png"), grid.seeds[0])
@@ -168,8 +170,11 @@ def write_results(grid: Grid, records: dict[str, list[dict]], command: str, wall
     text = "\n".join([
         f"# {grid.name}", "", "Produced by:", "", "```bash", command, "```", "",
         grid.notes, "",
-        f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-        f"({platform.machine()}); cells reused from an earlier invocation cost nothing here.",
+        (f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
+         f"({platform.machine()}); cells reused from an earlier invocation cost nothing here."
+         if wall is not None else "- Tabulated from the cells that had finished (`--collect-only`);"
+         " each cell's own wall time is `wall_time_s` in its results.json. A row's seeds column"
+         " says which seeds it holds; '–': no finished cell."),
         "",
         "Mean ± sample std over seeds, percent. Open: micro P / R / F1 over the relation labels "
         "(a None sample answered with a relation is a false positive), macro-F1 over the test "
