@@ -8,32 +8,22 @@ Cells already finished with the same config are reused (delete runs/mre_zero_sho
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-from zsmie.experiments.runner import load_grid, run_grid, write_table
+from zsmie.experiments.runner import grid_from_command_line, run_grid, write_table
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", default=str(HERE / "mre_zero_shot.toml"))
-    parser.add_argument("--set", action="append", default=[], help="override for every row")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    grid = load_grid(args.grid)
-    grid.overrides += args.set
+    grid, command, _ = grid_from_command_line(__doc__.splitlines()[0], HERE / "mre_zero_shot.toml")
     start = time.time()
     records = run_grid(grid)
     wall = time.time() - start
     first = grid.cell_config(grid.rows[0], grid.seeds[0])
-    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     notes = "\n".join([
         f"- Data: MNRE v2 at `{os.path.relpath(grid.data_dir)}`, the three files pooled, "
         "22 relations split 8 / 7 / 7 per seed.",

@@ -167,10 +167,42 @@ def precompute_text_states(
     return states
 
 
-def prepare(config: Config, device: torch.device | None = None) -> Prepared:
-    samples = load_samples(config)
+def encode_dataset(
+    model: ZeroShotModel, config: Config, samples: list[Sample], label_index: Mapping[str, int],
+    cache: FeatureCache | None,
+) -> SampleDataset:
+    """Samples (already past the image policy) as a dataset: marked token ids, and frozen
+    encoders' states from the feature cache where it is on."""
+    preprocess = model.vision.preprocess if model.uses_images else None
+    batch, show = config.train.eval_batch_size, config.train.progress
+    encoded = [model.text.encode_sample(s) for s in samples]
+    states = images = None
+    if cache is not None and not config.text.finetune and not model.head.pair_scoring:
+        states = precompute_text_states(model.text, encoded, batch, cache, show)
+    if cache is not None and preprocess is not None and not config.vision.finetune:
+        images = precompute_image_states(
+            model.vision, samples, batch, cache, config.train.num_workers, show
+        )
+    return SampleDataset(samples, encoded, label_index, preprocess, states, images)
+
+
+def split_parts(config: Config, samples: list[Sample]) -> tuple[LabelSplit, dict[str, list[Sample]]]:
+    """The label split and its sample parts; protocol = "generalized" removes the held-out
+    seen-label share from training (zsmie.data.open_world)."""
     split = make_label_split(config.task, samples, config.seed)
     parts = samples_by_part(samples, split)
+    if config.protocol == "generalized":
+        from zsmie.data.open_world import hold_out_seen
+
+        shares = config.open_world
+        parts["train"] = hold_out_seen(parts["train"], split.train, config.seed,
+                                       shares.seen_test_share, shares.seen_val_share).train
+    return split, parts
+
+
+def prepare(config: Config, device: torch.device | None = None) -> Prepared:
+    samples = load_samples(config)
+    split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)])
 
@@ -184,21 +216,12 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     log.info("split %s; samples %s; images %s", split.as_dict(),
              {k: len(v) for k, v in parts.items()}, report.as_dict())
 
-    preprocess = model.vision.preprocess if model.uses_images else None
-    datasets = {}
     cache = feature_cache(config)
-    batch, show = config.train.eval_batch_size, config.train.progress
-    for name in PARTS:
-        encoded = [model.text.encode_sample(s) for s in parts[name]]
-        states = images = None
-        if cache is not None and not config.text.finetune and not model.head.pair_scoring:
-            states = precompute_text_states(model.text, encoded, batch, cache, show)
-        if cache is not None and preprocess is not None and not config.vision.finetune:
-            images = precompute_image_states(
-                model.vision, parts[name], batch, cache, config.train.num_workers, show
-            )
-        index = {label: i for i, label in enumerate(split.part(name))}
-        datasets[name] = SampleDataset(parts[name], encoded, index, preprocess, states, images)
+    datasets = {
+        name: encode_dataset(model, config, parts[name],
+                             {label: i for i, label in enumerate(split.part(name))}, cache)
+        for name in PARTS
+    }
     return Prepared(config, split, parts, texts, report, model, datasets)
 
 

@@ -120,12 +120,24 @@ def evaluate(
     set_: list[str] = typer.Option(
         [], "--set", help="evaluation-time override, e.g. model.force_expert=3 (repeatable)"
     ),
+    protocol: str = typer.Option(
+        "zero_shot", help="zero_shot | open (None samples added) | generalized (seen + unseen)"
+    ),
 ) -> None:
-    """Recompute test metrics from a run's saved weights."""
+    """Recompute test metrics from a run's saved weights (or under an open-world protocol)."""
     from zsmie.evaluation.run import evaluate_run
 
     _setup_logging()
     try:
+        if protocol != "zero_shot":
+            if set_:
+                raise ConfigError("--set is not accepted with --protocol open|generalized")
+            from zsmie.evaluation.protocols import evaluate_run_protocol
+
+            result = evaluate_run_protocol(run, protocol, str(data_dir) if data_dir else None)
+            _print_json({"run": str(run), **{k: v for k, v in result.items()
+                                              if not k.startswith("pr_curve")}})
+            return
         results = evaluate_run(run, str(data_dir) if data_dir else None, set_)
     except USER_ERRORS as exc:
         _fail(exc)

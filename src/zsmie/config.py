@@ -119,6 +119,14 @@ class TrainConfig:
 
 
 @dataclass
+class OpenWorldConfig:
+    """Shares held out of each training relation under protocol = "generalized"."""
+
+    seen_test_share: float = 0.2  # seen-label test samples
+    seen_val_share: float = 0.1  # seen-label validation samples (calibrated stacking)
+
+
+@dataclass
 class Config:
     task: str = "mre"  # mre | met
     seed: int = 0
@@ -130,6 +138,12 @@ class Config:
     # Frozen-encoder features: "auto" (on disk in $ZSMIE_CACHE or ~/.cache/zsmie/features),
     # a folder, "memory" (computed once per run), or "off" (encoders run at every step).
     feature_cache: str = "auto"
+    # Evaluation protocol (README, "Open world"): "zero_shot" (the paper's), "open" (MNRE's
+    # None samples added, answer a label or none), "generalized" (training labels offered
+    # too; their held-out share is then removed from training). Non-zero-shot runs also write
+    # open_world.json at the end of training.
+    protocol: str = "zero_shot"
+    open_world: OpenWorldConfig = field(default_factory=OpenWorldConfig)
     data: DataConfig = field(default_factory=DataConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     vision: VisionEncoderConfig = field(default_factory=VisionEncoderConfig)
@@ -152,6 +166,7 @@ class Config:
             "model.vat_complement": (self.model.vat_complement, {"ones", "identity"}),
             "model.vmoe_init": (self.model.vmoe_init, {"random", "identity"}),
             "train.device": (self.train.device, {"auto", "cpu", "cuda"}),
+            "protocol": (self.protocol, {"zero_shot", "open", "generalized"}),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

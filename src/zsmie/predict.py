@@ -83,17 +83,31 @@ class LabelSet:
         return out
 
 
-def _read_threshold(run: Path) -> float | None:
+CALIBRATIONS = {
+    "real-none": "calibrated on real 'None' samples (zsmie evaluate --protocol open)",
+    "leave-one-label-out": "calibrated by leaving each validation sample's label out "
+                           "(no real 'None' samples)",
+}
+
+
+def _read_threshold(run: Path) -> tuple[float | None, str | None]:
+    """The run's open-set threshold and how it was calibrated (None, None: not calibrated).
+    Records written before the field existed are leave-one-label-out calibrations."""
     path = run / OPEN_SET_FILE
     if not path.is_file():
-        return None
+        return None, None
     try:
-        threshold = json.loads(path.read_text(encoding="utf-8"))["threshold"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        threshold = record["threshold"]
+        calibration = record.get("calibration", "leave-one-label-out")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not an open-set record ({type(exc).__name__})") from None
     if not isinstance(threshold, int | float) or not math.isfinite(threshold):
         raise DataError(f"{path}: field 'threshold' should be a finite number, got {threshold!r}")
-    return float(threshold)
+    if calibration not in CALIBRATIONS:
+        raise DataError(f"{path}: field 'calibration' should be one of {sorted(CALIBRATIONS)}, "
+                        f"got {calibration!r}")
+    return float(threshold), calibration
 
 
 def _training_texts(run: Path) -> set[str]:
@@ -128,9 +142,11 @@ class ZeroShotExtractor:
         threshold: float | None = None,
         training_texts: Iterable[str] = (),
         device: str | torch.device = "cpu",
+        calibration: str | None = None,
     ) -> None:
         self.config, self.model = config, model
         self.threshold = threshold  # open-set threshold; None: the run was not calibrated
+        self.calibration = calibration  # how: "real-none" or "leave-one-label-out"
         self.training_texts = set(training_texts)
         self.device = torch.device(device)
         self.last_image_report: dict[str, int] = {}
@@ -145,7 +161,8 @@ class ZeroShotExtractor:
         model.load(run / "best.safetensors")
         model = with_ensemble(model, config, run)
         model.to(device).eval()
-        return cls(config, model, _read_threshold(run), _training_texts(run), device)
+        threshold, calibration = _read_threshold(run)
+        return cls(config, model, threshold, _training_texts(run), device, calibration)
 
     def label_texts(self, labels: Sequence[str], descriptions: Descriptions = None) -> list[str]:
         """The text each label's prototype is built from (run's label_text, or descriptions)."""
@@ -291,5 +308,10 @@ class ZeroShotExtractor:
             )
         if NONE_OF_THESE in labels:
             raise DataError(f"labels: {NONE_OF_THESE!r} is the open-set answer, not a label")
+        log.info("open set: threshold %.4f, %s", self.threshold, self.calibration_note())
         return self.threshold
+
+    def calibration_note(self) -> str:
+        """Which calibration the open-set threshold comes from, in words."""
+        return CALIBRATIONS.get(self.calibration or "", "not calibrated")
 

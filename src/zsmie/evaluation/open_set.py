@@ -34,10 +34,18 @@ def _macro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
     return float(f1.mean())
 
 
+def _micro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    """Micro-F1 over the labels, "none" (the last class) left out: the usual RE score."""
+    denominator = 2 * tp[:-1].sum() + fp[:-1].sum() + fn[:-1].sum()
+    return float(2 * tp[:-1].sum() / denominator) if denominator > 0 else 0.0
+
+
 def choose_threshold(
-    scores: np.ndarray, answers: np.ndarray, gold: np.ndarray, n_labels: int
+    scores: np.ndarray, answers: np.ndarray, gold: np.ndarray, n_labels: int,
+    objective: str = "macro_f1",
 ) -> dict[str, float]:
-    """The threshold t maximising macro-F1 of "answer `answers[i]` if scores[i] >= t, else none".
+    """The threshold t maximising macro-F1 of "answer `answers[i]` if scores[i] >= t, else none"
+    (`objective="micro_f1"`: micro-F1 over the labels without none; both are returned).
 
     Labels are 0..n_labels-1 and "none" is n_labels (in `gold` only). Sweeps t from above the
     highest score down, accepting one group of equal scores at a time (O(N) counts updates);
@@ -53,8 +61,11 @@ def choose_threshold(
     fn[:none] = np.bincount(gold[gold != none], minlength=n_labels)
     correct = tp[none]
     order = np.argsort(-scores, kind="stable")
-    best = {"threshold": float(scores.max()) + 1.0, "macro_f1": _macro_f1(tp, fp, fn),
-            "accuracy": float(correct / len(gold))}
+    def record(threshold: float) -> dict[str, float]:
+        return {"threshold": threshold, "macro_f1": _macro_f1(tp, fp, fn),
+                "micro_f1": _micro_f1(tp, fp, fn), "accuracy": float(correct / len(gold))}
+
+    best = record(float(scores.max()) + 1.0)
     i = 0
     while i < len(order):
         j = i
@@ -71,10 +82,9 @@ def choose_threshold(
             j += 1
         accepted = float(scores[order[i]])
         below = float(scores[order[j]]) if j < len(order) else accepted - 1.0
-        f1 = _macro_f1(tp, fp, fn)
-        if f1 > best["macro_f1"]:
-            best = {"threshold": (accepted + below) / 2, "macro_f1": f1,
-                    "accuracy": float(correct / len(gold))}
+        candidate = record((accepted + below) / 2)
+        if candidate[objective] > best[objective]:
+            best = candidate
         i = j
     return best
 
@@ -126,6 +136,7 @@ def calibrate(
     accepted = scores >= best["threshold"]
     return {
         **best,
+        "calibration": "leave-one-label-out",
         "rule": f"answer the top label when its score >= threshold, else {NONE_OF_THESE!r}",
         "criterion": "macro-F1 over the validation labels and 'none', leave-one-label-out",
         "labels": list(labels),

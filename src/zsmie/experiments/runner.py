@@ -193,3 +193,30 @@ def write_table(grid: Grid, records: list[dict], command: str = "", notes: str =
     atomic_write_text(grid.results.with_suffix(".md"), markdown)
     atomic_write_text(grid.results.with_suffix(".csv"), csv_text)
     return markdown
+
+
+def grid_from_command_line(
+    description: str, default_grid: Path, flags: dict[str, str] | None = None
+) -> tuple[Grid, str, Any]:
+    """A benchmark script's grid: `--grid FILE` (default `default_grid`) with `--set k=v`
+    overrides for every row and `--seed N` (repeatable) in place of its seeds, logging set
+    up; `flags` adds the script's own on/off options (name -> help). Returns the grid, the
+    command line that ran, and the parsed options."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--grid", default=str(default_grid))
+    parser.add_argument("--set", action="append", default=[], help="override for every row")
+    parser.add_argument("--seed", action="append", type=int, default=[],
+                        help="run these seeds instead of the grid's (repeatable)")
+    for name, text in (flags or {}).items():
+        parser.add_argument(name, action="store_true", help=text)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    grid = load_grid(args.grid)
+    grid.overrides += args.set
+    grid.seeds = args.seed or grid.seeds
+    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    return grid, command, args

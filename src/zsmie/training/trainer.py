@@ -228,6 +228,11 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
                                       accelerator.device)
         if open_set is not None:
             results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
+        if config.protocol != "zero_shot":  # README, "Open world"
+            from zsmie.evaluation.protocols import evaluate_protocol_prepared
+
+            results["open_world"] = evaluate_protocol_prepared(
+                prepared, core, config.protocol, out, accelerator.device)
         atomic_write_json(out / "results.json", results)
     return results
 

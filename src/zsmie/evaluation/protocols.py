@@ -1,0 +1,191 @@
+"""The open-world protocols on a trained run (README, "Open world"): `zsmie evaluate --run RUN
+--protocol open|generalized`, and at the end of training when `protocol` says so.
+
+- open: validation = validation-label samples + validation-part None samples, candidates the
+  validation labels; the threshold with the best validation micro-F1 is stored in
+  `open_set.json` (`"calibration": "real-none"`, used by `zsmie predict --open-set`) and
+  applied to test = test-label samples + test-part None samples. The run's earlier
+  leave-one-label-out threshold, where it had one, is measured on the same test set.
+- generalized: candidates = training labels + validation (or test) labels; validation and
+  test add the seen-label samples held out of training (zsmie.data.open_world). Only valid
+  for runs trained with `protocol = "generalized"` (or models that do not train).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from zsmie.assemble import Prepared, encode_dataset, feature_cache, split_parts
+from zsmie.config import ConfigError
+from zsmie.data.batching import collate
+from zsmie.data.datasets import cap_per_label, load_samples
+from zsmie.data.images import apply_image_policy
+from zsmie.data.open_world import hold_out_seen, null_samples_by_part
+from zsmie.data.sample import Sample
+from zsmie.evaluation.open_set import OPEN_SET_FILE, choose_threshold
+from zsmie.evaluation.open_world import (
+    choose_stacking_constant,
+    generalized_metrics,
+    open_metrics,
+    pr_curve,
+)
+from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.io import atomic_write_json
+from zsmie.models.pipeline import ZeroShotModel
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("open", "generalized")
+REAL_NONE = "real-none"
+PR_POINTS = 200  # points of the stored precision-recall curve
+
+
+def result_file(protocol: str) -> str:
+    return f"open_world_{protocol}.json"
+
+
+def score_samples(
+    prepared: Prepared, model: ZeroShotModel, samples: list[Sample], labels: list[str], device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores [N, C] against `labels` and gold ids (len(labels), "none", for other labels)."""
+    config = prepared.config
+    samples, _ = apply_image_policy(samples, config.images, used=model.uses_images)
+    index = {label: i for i, label in enumerate(labels)}
+    dataset = encode_dataset(model, config, samples, index, feature_cache(config))
+    loader = DataLoader(dataset, batch_size=config.train.eval_batch_size, shuffle=False,
+                        collate_fn=functools.partial(
+                            collate, pad_id=model.text.tokenizer.pad_token_id or 0))
+    model.eval()
+    prototypes = label_prototypes(model, [prepared.label_text[label] for label in labels], {})
+    predictions = run_model(model, loader, prototypes, device=device)
+    gold = predictions.labels.numpy().copy()
+    gold[gold < 0] = len(labels)
+    return predictions.scores.numpy(), gold
+
+
+def _stored_curve(scores: np.ndarray, gold: np.ndarray) -> dict:
+    precision, recall, threshold = pr_curve(scores, gold)
+    keep = np.unique(np.linspace(0, len(precision) - 1, PR_POINTS).round().astype(int))
+    return {"precision": precision[keep].round(5).tolist(), "recall": recall[keep].round(5).tolist(),
+            "threshold": threshold[keep].round(5).tolist()}
+
+
+def _earlier_threshold(run: Path) -> dict | None:
+    """The run's open_set.json when it is a leave-one-label-out calibration (not ours)."""
+    path = run / OPEN_SET_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("calibration") == REAL_NONE:
+        return record.get("leave_one_label_out")
+    return record
+
+
+def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -> dict:
+    config = prepared.config
+    cap = config.data.max_per_label
+    nulls = null_samples_by_part(load_samples(config), config.seed)
+    scored = {}
+    for part in ("val", "test"):
+        labels = list(prepared.split.part(part))
+        samples = prepared.parts[part] + cap_per_label(nulls[part], cap)
+        scored[part] = (labels, *score_samples(prepared, model, samples, labels, device))
+    labels, val_scores, val_gold = scored["val"]
+    best = choose_threshold(val_scores.max(1), val_scores.argmax(1), val_gold, len(labels),
+                            objective="micro_f1")
+    threshold = best["threshold"]
+    test_labels, test_scores, test_gold = scored["test"]
+    result = {
+        "protocol": "open",
+        "none_samples": {part: len(nulls[part]) for part in nulls},
+        "calibration": {**best, "calibration": REAL_NONE,
+                        "criterion": "validation micro-F1 over the validation labels, "
+                                     "with the validation part's None samples"},
+        "val": open_metrics(val_scores, val_gold, labels, threshold),
+        "test": open_metrics(test_scores, test_gold, test_labels, threshold),
+        # Always answering a label: the score without a reject option.
+        "test_no_reject": open_metrics(test_scores, test_gold, test_labels,
+                                       float(test_scores.min()) - 1.0),
+        "pr_curve_test": _stored_curve(test_scores, test_gold),
+    }
+    earlier = _earlier_threshold(run)
+    if earlier is not None and "threshold" in earlier:
+        result["test_leave_one_label_out"] = open_metrics(test_scores, test_gold, test_labels,
+                                                          float(earlier["threshold"]))
+    atomic_write_json(run / OPEN_SET_FILE, {
+        "threshold": threshold, "calibration": REAL_NONE,
+        "rule": "answer the top label when its score >= threshold, else 'none of these'",
+        "criterion": result["calibration"]["criterion"],
+        "micro_f1": best["micro_f1"], "macro_f1": best["macro_f1"], "accuracy": best["accuracy"],
+        "labels": labels, "samples": int(len(val_gold)),
+        "none_samples": int((val_gold == len(labels)).sum()),
+        "leave_one_label_out": earlier,
+    })
+    from zsmie.experiments.figures import pr_figure
+
+    pr_figure({"test": result}, run / "open_pr.png", title=f"open protocol, seed {config.seed}")
+    return result
+
+
+def evaluate_generalized(prepared: Prepared, model: ZeroShotModel, run: Path, device) -> dict:
+    config = prepared.config
+    if model.head.trainable and config.protocol != "generalized":
+        raise ConfigError(
+            f"{run}: trained with protocol = {config.protocol!r}, so the seen-label samples the "
+            "generalized protocol tests on were in its training data: not a valid test. Train "
+            "with --set protocol=generalized (their share is then held out of training)")
+    _, full = split_parts(dataclasses.replace(config, protocol="zero_shot"), load_samples(config))
+    shares = config.open_world
+    held = hold_out_seen(full["train"], prepared.split.train, config.seed,
+                         shares.seen_test_share, shares.seen_val_share)
+    seen_labels = list(prepared.split.train)
+    out: dict = {"protocol": "generalized", "seen_labels": seen_labels,
+                 "held_out": {"val": len(held.val), "test": len(held.test)}}
+    scored = {}
+    for part, seen_samples in (("val", held.val), ("test", held.test)):
+        labels = seen_labels + list(prepared.split.part(part))
+        seen_rows = cap_per_label(seen_samples, config.data.max_per_label)
+        scores, gold = score_samples(prepared, model, seen_rows + prepared.parts[part], labels,
+                                     device)
+        scored[part] = (scores, gold, np.arange(len(labels)) < len(seen_labels))
+    stacking = choose_stacking_constant(*scored["val"])
+    out["calibrated_stacking"] = {**stacking, "on": "validation: held-out seen + validation-label "
+                                  "samples, H of per-sample accuracies"}
+    out["val"] = generalized_metrics(*scored["val"], gamma=stacking["gamma"])
+    out["test_without_stacking"] = generalized_metrics(*scored["test"], gamma=0.0)
+    out["test"] = generalized_metrics(*scored["test"], gamma=stacking["gamma"])
+    return out
+
+
+def evaluate_protocol_prepared(
+    prepared: Prepared, model: ZeroShotModel, protocol: str, run: str | Path, device
+) -> dict:
+    """Evaluate a prepared run (best weights loaded) under `protocol`; writes
+    RUN/open_world_<protocol>.json (and, for open, open_set.json and open_pr.png)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol {protocol!r}: expected one of {list(PROTOCOLS)}")
+    run = Path(run)
+    evaluate = evaluate_open if protocol == "open" else evaluate_generalized
+    result = evaluate(prepared, model, run, device)
+    atomic_write_json(run / result_file(protocol), result)
+    log.info("%s protocol: %s", protocol, json.dumps(result["test"], default=str)[:400])
+    return result
+
+
+def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | None = None) -> dict:
+    """`zsmie evaluate --run RUN --protocol open|generalized`."""
+    from zsmie.assemble import make_accelerator, prepare
+    from zsmie.evaluation.run import load_run_config
+
+    run = Path(run_dir)
+    config = load_run_config(run, data_dir)
+    device = make_accelerator(config).device
+    prepared = prepare(config, device)
+    prepared.model.load(run / "best.safetensors")
+    return evaluate_protocol_prepared(prepared, prepared.model, protocol, run, device)

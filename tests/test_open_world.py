@@ -1,0 +1,206 @@
+"""Open-world protocols: None samples dealt to parts, seen-label hold-out, their metrics on
+hand-built score matrices, and the protocols end to end on demo-sized data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import invoke
+
+from zsmie.config import ConfigError, load_config
+from zsmie.data.convert import convert_dataset
+from zsmie.data.datasets import demo_path
+from zsmie.data.jsonl import read_jsonl
+from zsmie.data.open_world import hold_out_seen, null_samples_by_part
+from zsmie.data.sample import DataError, Sample, Span
+from zsmie.evaluation.open_set import NONE_OF_THESE, choose_threshold
+from zsmie.evaluation.open_world import (
+    choose_stacking_constant,
+    generalized_metrics,
+    open_metrics,
+    pr_curve,
+)
+from zsmie.evaluation.protocols import evaluate_run_protocol
+from zsmie.predict import ZeroShotExtractor
+from zsmie.training.trainer import train
+
+DEMO_TOML = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
+BIRTH = {"id": "birth", "text": "Violinist Clara Weiss was born in Vienna in 1990",
+         "head": [10, 21], "tail": [34, 40]}
+
+
+def _sample(i: int, label: str) -> Sample:
+    return Sample(f"s{i}", ("a", "b"), Span(0, 1), Span(1, 2), label)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_none_samples_are_dealt_by_seed_disjoint_and_complete():
+    samples = [_sample(i, ["None", "x", "none", "y"][i % 4]) for i in range(200)]
+    parts = null_samples_by_part(samples, seed=0)
+    ids = {name: [s.id for s in part] for name, part in parts.items()}
+    assert [len(ids[p]) for p in ("train", "val", "test")] == [34, 33, 33]
+    assert set(ids["train"]).isdisjoint(ids["val"]) and set(ids["val"]).isdisjoint(ids["test"])
+    assert set(ids["train"]).isdisjoint(ids["test"])
+    nulls = [s.id for s in samples if s.label in ("None", "none")]
+    assert sorted(sum(ids.values(), [])) == sorted(nulls)
+    # Deterministic per seed (and file order kept within a part); another seed deals others.
+    assert {k: [s.id for s in v] for k, v in null_samples_by_part(samples, 0).items()} == ids
+    assert all(ids[p] == sorted(ids[p], key=lambda x: int(x[1:])) for p in ids)
+    assert [s.id for s in null_samples_by_part(samples, 1)["test"]] != ids["test"]
+    with pytest.raises(DataError, match="no 'None'"):
+        null_samples_by_part([_sample(0, "x")], 0)
+
+
+def test_mnre_none_records_are_dealt_in_thirds(mnre_dir):
+    from zsmie.data.mnre import read_mnre
+
+    parts = null_samples_by_part(read_mnre(mnre_dir), 0)
+    assert [len(parts[p]) for p in ("train", "val", "test")] == [3240, 3239, 3239]
+    assert {s.label for p in parts.values() for s in p} == {"None"}
+
+
+def test_seen_holdout_per_label_by_seed():
+    train = [_sample(i, "a" if i < 10 else "b") for i in range(30)]  # 10 a, 20 b
+    held = hold_out_seen(train, ["a", "b"], seed=3, test_share=0.2, val_share=0.1)
+    counts = {name: [sum(s.label == lab for s in getattr(held, name)) for lab in "ab"]
+              for name in ("train", "val", "test")}
+    assert counts == {"train": [7, 14], "val": [1, 2], "test": [2, 4]}
+    ids = [{s.id for s in getattr(held, n)} for n in ("train", "val", "test")]
+    assert sum(map(len, ids)) == 30 and len(set().union(*ids)) == 30
+    again = hold_out_seen(train, ["a", "b"], seed=3, test_share=0.2, val_share=0.1)
+    assert again == held and hold_out_seen(train, ["a", "b"], 4, 0.2, 0.1).test != held.test
+    with pytest.raises(DataError, match="label 'a' has 3 samples, too few"):
+        hold_out_seen(train[:3], ["a"], 0, 0.2, 0.1)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+# Labels a, b (ids 0, 1); "none" is id 2.
+OPEN_SCORES = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.1], [0.2, 0.3], [0.4, 0.5]])
+OPEN_GOLD = np.array([0, 1, 1, 2, 2, 0])
+
+
+def test_open_metrics_of_a_hand_built_matrix():
+    m = open_metrics(OPEN_SCORES, OPEN_GOLD, ["a", "b"], threshold=0.55)
+    # Accepted: s0 (a, right), s1 (b, right), s2 (a for b), s3 (a for none); s4, s5 -> none.
+    assert (m["micro_precision"], m["micro_recall"], m["micro_f1"]) == (0.5, 0.5, 0.5)
+    # F1: a 0.4 (tp 1, fp 2, fn 1), b 2/3, none 0.5 (tp s4, fp s5, fn s3).
+    assert m["macro_f1_with_none"] == pytest.approx((0.4 + 2 / 3 + 0.5) / 3)
+    assert m["auroc"] == pytest.approx(7 / 8)  # relation tops 0.9 0.8 0.7 0.5; None 0.6 0.3
+    assert (m["accuracy"], m["answered_none"], m["none_samples"]) == (pytest.approx(0.5), 2, 2)
+    # On validation the sweep keeps the two best (0.9, 0.8): micro-F1 2/3 at t = 0.75.
+    best = choose_threshold(OPEN_SCORES.max(1), OPEN_SCORES.argmax(1), OPEN_GOLD, 2,
+                            objective="micro_f1")
+    assert best["threshold"] == pytest.approx(0.75) and best["micro_f1"] == pytest.approx(2 / 3)
+    precision, recall, threshold = pr_curve(OPEN_SCORES, OPEN_GOLD)
+    np.testing.assert_allclose(precision, [1, 1, 2 / 3, 1 / 2, 2 / 5, 1 / 3])
+    np.testing.assert_allclose(recall, [0.25, 0.5, 0.5, 0.5, 0.5, 0.5])
+    np.testing.assert_allclose(threshold, [0.9, 0.8, 0.7, 0.6, 0.5, 0.3])
+
+
+# Seen labels 0, 1; unseen 2, 3. d = best seen - best unseen: 1.0, 0.3, 0.4, 0.1, -0.7.
+GZSL_SCORES = np.array([[2.0, 0.0, 1.0, 0.0], [0.5, 1.5, 1.2, 0.0], [1.4, 0.0, 1.0, 0.5],
+                        [0.9, 0.2, 0.1, 0.8], [0.0, 0.3, 0.1, 1.0]])
+GZSL_GOLD = np.array([0, 1, 2, 3, 2])
+SEEN = np.array([True, True, False, False])
+
+
+def test_generalized_h_and_calibrated_stacking_constant():
+    plain = generalized_metrics(GZSL_SCORES, GZSL_GOLD, SEEN)  # every sample answers seen
+    assert plain["seen"]["weighted"]["accuracy"] == 1.0
+    assert plain["unseen"]["weighted"]["accuracy"] == 0.0 and plain["weighted"]["H_accuracy"] == 0
+    # Candidates -1.7, -0.3, 0.2, 0.35, 0.7, 2.0 give H 0, 0, 1/2, 2/5, 4/7, 0.
+    best = choose_stacking_constant(GZSL_SCORES, GZSL_GOLD, SEEN)
+    assert best == pytest.approx({"gamma": 0.7, "H": 4 / 7, "seen_accuracy": 0.5,
+                                  "unseen_accuracy": 2 / 3})
+    m = generalized_metrics(GZSL_SCORES, GZSL_GOLD, SEEN, gamma=0.7)
+    # Answers 0, 2, 2, 3, 3: seen A right, B wrong; unseen C, D right, E wrong.
+    assert m["seen"]["weighted"] == pytest.approx({"accuracy": 0.5, "f1": 0.5})
+    assert m["unseen"]["weighted"] == pytest.approx({"accuracy": 2 / 3, "f1": 2 / 3})
+    assert m["unseen"]["macro"] == pytest.approx({"accuracy": 0.75, "f1": 2 / 3})
+    assert m["weighted"] == pytest.approx({"H_accuracy": 4 / 7, "H_f1": 4 / 7})
+    assert m["macro"]["H_accuracy"] == pytest.approx(0.6)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def none_demo(tmp_path_factory) -> Path:
+    """The demo as JSONL, three of its twelve relations renamed "None" (15 None samples)."""
+    root = tmp_path_factory.mktemp("open_world")
+    convert_dataset("demo", "", root / "demo.jsonl")
+    lines = []
+    for line in (root / "demo.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["label"] in ("contains", "subsidiary", "parent"):
+            record["label"] = "None"
+        lines.append(json.dumps(record))
+    (root / "demo_none.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "demo_none.jsonl"
+
+
+def test_protocols_end_to_end_and_predict_uses_the_real_none_threshold(none_demo, tmp_path):
+    overrides = ["train.progress=false", "feature_cache=memory", 'data.format="jsonl"',
+                 "train.epochs=1", "protocol=generalized", "open_world.seen_val_share=0.2"]
+    config = load_config(DEMO_TOML, overrides)
+    config.data.dir = str(none_demo)
+    run = tmp_path / "run"
+    results = train(config, run)
+    # Training held out 1 test + 1 validation sample of each of the 4 training relations.
+    assert results["data"]["samples"]["train"] == 4 * 3
+    generalized = json.loads((run / "open_world_generalized.json").read_text())
+    assert generalized["held_out"] == {"val": 4, "test": 4}
+    assert generalized["test"]["seen"]["samples"] == 4 and generalized["test"]["gamma"] == (
+        generalized["calibrated_stacking"]["gamma"])
+    assert ZeroShotExtractor.from_run(run).calibration == "leave-one-label-out"
+
+    result = invoke("evaluate", "--run", str(run), "--protocol", "open")
+    assert result.exit_code == 0, result.output
+    stored = json.loads((run / "open_set.json").read_text())
+    assert stored["calibration"] == "real-none" and stored["none_samples"] == 5
+    assert stored["leave_one_label_out"]["calibration"] == "leave-one-label-out"
+    record = json.loads((run / "open_world_open.json").read_text())
+    test = record["test"]
+    assert (test["none_samples"], test["samples"]) == (5, 5 + 5 * 2)  # 2 test relations
+    assert record["calibration"]["threshold"] == stored["threshold"] == test["threshold"]
+    assert (run / "open_pr.png").stat().st_size > 0
+
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps(BIRTH) + "\n", encoding="utf-8")
+    result = invoke("predict", "--run", str(run), "--input", str(posts), "--open-set",
+                    "--labels", "place_of_birth,spouse")
+    assert result.exit_code == 0, result.output
+    assert "calibrated on real 'None' samples" in result.output
+
+    # The same weights said to be trained on all training samples: the seen-label test
+    # samples were in training, so the generalized protocol refuses them.
+    normal = tmp_path / "normal"
+    shutil.copytree(run, normal)
+    text = (normal / "config.toml").read_text()
+    (normal / "config.toml").write_text(text.replace('protocol = "generalized"',
+                                                     'protocol = "zero_shot"'))
+    with pytest.raises(ConfigError, match="trained with protocol = 'zero_shot'.*not a valid test"):
+        evaluate_run_protocol(normal, "generalized")
+
+
+def test_open_set_on_the_demo_run_answers_none_when_no_offered_label_fits(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--out", str(out), "--set", "train.progress=false")
+    assert result.exit_code == 0, result.output
+    extractor = ZeroShotExtractor.from_run(out)
+    assert extractor.calibration == "leave-one-label-out"
+    labels = json.loads((out / "data.json").read_text())["split"]["test"]  # unseen in training
+    samples = [s for s in read_jsonl(demo_path()) if s.label in labels]
+    offered = extractor.predict(samples, labels, open_set=True)
+    kept = [s for s, p in zip(samples, offered, strict=True) if p.prediction == s.label]
+    assert len(kept) >= len(samples) // 2  # their own label, present, is kept
+    absent = extractor.predict(kept, ["stock price", "weather", "chemical element"], open_set=True)
+    assert [p.prediction for p in absent] == [NONE_OF_THESE] * len(kept)
