@@ -101,8 +101,6 @@ def test_concurrent_requests_share_model_calls_and_keep_their_own_labels(client,
         ({"samples": [{"text": "Vienna", "head": [0, 6]}], "labels": LABELS}, 422,
          "samples[0]: a MET sample"),
         ({"samples": [BIRTH], "labels": ["spouse", "spouse"]}, 422, "duplicate label(s) ['spouse']"),
-        ({"samples": [BIRTH], "labels": ["spouse", "employer"], "descriptions": {"spouse": "married"}},
-         422, "no description for label(s) ['employer']"),
         ({"samples": [BIRTH], "labels": LABELS, "descriptions": "mnre"}, 422,
          "descriptions: Input should be a valid dictionary"),
     ],
@@ -124,3 +122,11 @@ def test_a_chunked_body_over_the_limit_is_refused_unread(client):
 
     response = client.post("/predict", content=parts(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["detail"].startswith("body: over 4000 bytes")
+
+
+def test_a_label_without_a_description_falls_back_to_its_verbalised_text(client):
+    response = client.post("/predict", json={
+        "samples": [BIRTH], "labels": ["spouse", "employer"], "descriptions": {"spouse": "married"}})
+    assert response.status_code == 200, response.text
+    ranked = response.json()["predictions"][0]["ranked"]
+    assert sorted(r["label"] for r in ranked) == ["employer", "spouse"]

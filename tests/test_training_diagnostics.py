@@ -44,7 +44,8 @@ def test_two_validation_passes_mid_finetuning_give_identical_prototypes_and_scor
 
 
 def test_metrics_jsonl_holds_each_loss_term_and_the_diagnostics(tmp_path):
-    config = load_config(DEMO, ["model.name=mgvmoe", "model.experts=3", "train.epochs=2",
+    config = load_config(DEMO, ["model.name=mgvmoe", "model.experts=3", "model.vmoe_init=random",
+                                "train.epochs=2",
                                 "train.patience=2", "train.progress=false"])
     train(config, tmp_path / "run")
     epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -55,5 +56,5 @@ def test_metrics_jsonl_holds_each_loss_term_and_the_diagnostics(tmp_path):
         assert {"tau_norm", "expert_load", "expert_entropy", "expert_spread", "expert_sigma"} <= set(d)
         assert len(d["expert_load"]) == 3 and abs(sum(d["expert_load"]) - 1.0) < 1e-4
         assert d["tau_norm"] > 0.0 and epoch["train"]["vat"] > 0.0
-        assert d["expert_spread"] > 0.1  # random experts (the default) differ
+        assert d["expert_spread"] > 0.1  # random experts differ
     assert epochs[0]["diagnostics"] != epochs[1]["diagnostics"]  # training moves them

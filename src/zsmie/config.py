@@ -70,7 +70,8 @@ class ModelConfig:
     vmoe: bool = True
     mgvat: bool = True
     fusion: str = "query"  # "paper" (as written, ignores the entity) | "query"
-    # VMoE (Eqs. 2-6): experts start "random" (the release) or at "identity" + noise
+    # VMoE (Eqs. 2-6): experts start "random" (the release) or at "identity" + noise (the
+    # validated choice of configs/mre_mgvmoe.toml)
     vmoe_init: str = "random"
     vmoe_init_std: float = 1e-3  # the noise of "identity" init
     kl_reduction: str = "mean"  # Eq. 6 over experts and dims: "sum" (paper) or "mean"

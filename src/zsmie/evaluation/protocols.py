@@ -29,6 +29,7 @@ from zsmie.data.datasets import cap_per_label, load_samples
 from zsmie.data.images import apply_image_policy
 from zsmie.data.open_world import hold_out_seen, null_samples_by_part
 from zsmie.data.sample import Sample
+from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.open_set import OPEN_SET_FILE, choose_threshold
 from zsmie.evaluation.open_world import (
     choose_stacking_constant,
@@ -36,7 +37,6 @@ from zsmie.evaluation.open_world import (
     open_metrics,
     pr_curve,
 )
-from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
 

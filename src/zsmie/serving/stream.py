@@ -224,7 +224,8 @@ def predict_file(
                 partial_path(output).write_bytes(b"")
                 atomic_write_json(settings_path(output), settings)
         except (DataError, OSError) as exc:
-            start = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)
+            start = (f"cannot write {output}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                     else str(exc))
     if state.num_processes > 1:
         start = broadcast_object_list([start])[0]
     if isinstance(start, str):
