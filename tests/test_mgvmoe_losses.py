@@ -72,14 +72,14 @@ def test_the_two_eq10_complements_by_hand():
     ones = torch.tensor([[0.75, 1.75], [0.75, 0.25], [0.75, 0.5]])
     # (I - A) = [[0, -.5, -.25], [-.5, 0, -.75], [-.25, -.75, 0]] @ P
     identity = torch.tensor([[-0.25, -1.25], [-1.25, -0.75], [-0.25, -1.5]])
-    assert torch.allclose(irrelevant_aggregate(nodes, graph, "ones"), ones)
-    assert torch.allclose(irrelevant_aggregate(nodes, graph, "identity"), identity)
+    assert torch.allclose(irrelevant_aggregate(nodes, graph @ nodes, "ones"), ones)
+    assert torch.allclose(irrelevant_aggregate(nodes, graph @ nodes, "identity"), identity)
     # Eq. 10 with the release's complement, row 0: H^_0 = [1.25, 1.25]
     logits = torch.tensor([1.25 * 1.0, 1.25 * 0.75 + 1.25 * 1.75])
     got = two_way_scores(nodes, graph, "dot", "ones")[0]
     assert torch.allclose(got, logits.log_softmax(-1))
     with pytest.raises(ValueError, match="complement = 'both'"):
-        irrelevant_aggregate(nodes, graph, "both")
+        irrelevant_aggregate(nodes, graph @ nodes, "both")
 
 
 def test_vat_divergence_is_zero_without_perturbation_and_ascent_increases_it():

@@ -18,6 +18,7 @@ from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+NEW_FILE_MODE = 0o666 & ~_UMASK  # the mode a new file gets here
 
 
 def _write_error(path: Path, exc: OSError) -> OSError:
@@ -52,7 +53,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp makes 0600: give the file the old file's mode, or the usual mode of a new file
-    os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_UMASK)
+    os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else NEW_FILE_MODE)
     try:
         write(tmp)
         with open(tmp, "rb") as handle:

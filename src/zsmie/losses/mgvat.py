@@ -33,13 +33,13 @@ def sample_graph(nodes: Tensor) -> Tensor:
     return (1.0 + unit @ unit.T) / 2.0
 
 
-def irrelevant_aggregate(nodes: Tensor, graph: Tensor, complement: str = "ones") -> Tensor:
-    """H^' = P(1 - A) ("ones", the release) or P(I - A) ("identity", Eq. 10 as written).
+def irrelevant_aggregate(nodes: Tensor, relevant: Tensor, complement: str = "ones") -> Tensor:
+    """H^' = P(1 - A) ("ones", the release) or P(I - A) ("identity", Eq. 10 as written), from
+    the relevant aggregate H^ = A @ nodes (computed once by the caller).
 
     In row form with A symmetric: (1 - A) @ nodes = sum_j H_j - A @ nodes, and
-    (I - A) @ nodes = nodes - A @ nodes. nodes [N, D], graph [N, N] -> [N, D].
+    (I - A) @ nodes = nodes - A @ nodes. nodes, relevant [N, D] -> [N, D].
     """
-    relevant = graph @ nodes
     if complement == "ones":
         return nodes.sum(0, keepdim=True) - relevant
     if complement == "identity":
@@ -58,7 +58,7 @@ def two_way_scores(
     saturate the softmax, and leave a KL of about 1e-14.
     """
     relevant = graph @ nodes  # [N, D]
-    irrelevant = irrelevant_aggregate(nodes, graph, complement)  # [N, D]
+    irrelevant = irrelevant_aggregate(nodes, relevant, complement)  # [N, D]
     if score == "cosine":
         relevant, irrelevant = F.normalize(relevant, dim=-1), F.normalize(irrelevant, dim=-1)
         nodes = F.normalize(nodes, dim=-1)

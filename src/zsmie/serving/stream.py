@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from zsmie.data.jsonl import iter_jsonl_lines, parse_jsonl_line
 from zsmie.data.sample import DataError
-from zsmie.io import atomic_write_json
+from zsmie.io import NEW_FILE_MODE, atomic_write_json
 from zsmie.predict import (
     Descriptions,
     LabelSet,
@@ -73,16 +73,10 @@ def finish(output: Path) -> None:
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        mode = NEW_FILE_MODE
     os.chmod(partial, mode)
     os.replace(partial, target)
     settings_path(output).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def count_samples(path: Path) -> int:
