@@ -1,16 +1,18 @@
-"""Validation study of the zero-shot levers of issue 11 on real MNRE, text only.
+"""The zero-shot levers of issue 11 on real MNRE, seeds 0-4, text only: each lever alone and
+combined, for two label texts (hand-written descriptions; verbalised names, for label sets
+with no description). Writes benchmarks/results/mre_levers.md (+ .csv).
 
-Rows: the training-free similarity with label names, verbalised labels and hand-written
-descriptions; Proto with a fine-tuned encoder (small step budget), alone, with WiSE-FT,
-with score ensembling, and with both. The fine-tuned encoder is trained once per seed; the
-four Proto rows are that run with (alpha, w) chosen on VALIDATION F1 from the grids of
-zsmie.training.robust (plain: alpha = 1, w = 0), then read on test. Writes
-benchmarks/results/mre_levers_validation.md (+ .csv).
+    python benchmarks/mre_levers.py [--seed N ...] [--set key=value ...]
 
-    python benchmarks/mre_levers.py [--seeds 0 1 2 3 4] [--label-text verbalised]
-                                    [--set key=value ...]
-
-Finished runs (same config) under runs/mre_levers are reused.
+Rows, per label text:
+- training-free: the untouched encoder's sentence-label cosine;
+- fine-tuned, + WiSE-FT, + score ensemble, + both: ONE fine-tuning run per seed, the cells of
+  the recommended rows of benchmarks/mre_zero_shot.toml (shared, trained there or here). The
+  four rows differ only in the post-training choice read from the run's own validation
+  search (results.json, "robust"): alpha = 1 and w = 0; the best alpha with w = 0; the best w
+  with alpha = 1; the best pair (what the run itself uses). Test is then scored once at the
+  chosen setting, from finetuned.safetensors (the fine-tuned end) and the pretrained weights;
+- the grid rows of benchmarks/mre_levers.toml (L2-SP; lower layers frozen).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import logging
 import os
 import platform
@@ -25,196 +28,167 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from zsmie.assemble import label_text_map, loaders, prepare
-from zsmie.config import load_config
-from zsmie.evaluation.inference import metrics_of, run_model
+from zsmie.evaluation.inference import metrics_of
 from zsmie.evaluation.run import load_run
-from zsmie.experiments.runner import finished
+from zsmie.experiments.runner import Grid, load_grid, run_grid
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
+from zsmie.models.pipeline import read_weights
 from zsmie.training.robust import (
-    ENSEMBLE_GRID,
-    WISE_GRID,
-    best_setting,
+    FINETUNED_FILE,
     initial_weights,
     mixed,
+    reference_scores,
     scores_by_alpha,
     snapshot,
 )
-from zsmie.training.trainer import train
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-CONFIG = REPO / "configs/mre_proto.toml"
-DATA = REPO.parent / "shared/data/mnre"
-COMMON = ["images=blank", "train.progress=false", "data.max_per_label=50"]
-FINETUNE = ["text.finetune=true", "train.lr=2e-5", "train.steps_per_epoch=30", "train.epochs=1",
-            "train.patience=1"]
-TEXTS = {"names": ["label_text=name"], "verbalised": ["label_text=verbalised"],
-         "descriptions": ["label_text=description", "label_descriptions=mnre"]}
-TEXT_OF = {"name": "names", "verbalised": "verbalised", "description": "descriptions"}
-VARIANTS = {  # row -> (alphas, weights) searched on validation
-    "Proto fine-tuned": ((1.0,), (0.0,)),
-    "+ WiSE-FT": (WISE_GRID, (0.0,)),
-    "+ score ensemble": ((1.0,), ENSEMBLE_GRID),
-    "+ WiSE-FT + score ensemble": (WISE_GRID, ENSEMBLE_GRID),
+TEXTS = {  # label text -> (training-free row, recommended row) of mre_zero_shot.toml
+    "descriptions": ("Training-free (descriptions)", "Recommended (descriptions)"),
+    "verbalised": ("Training-free (verbalised)", "Recommended, names only (verbalised)"),
 }
+VARIANTS = ("fine-tuned", "+ WiSE-FT", "+ score ensemble", "+ WiSE-FT + score ensemble")
 
 
-def run_cell(out: Path, overrides: list[str]) -> Path:
-    config = load_config(CONFIG, overrides)
-    config.data.dir = str(DATA)
-    if not finished(out, config):
-        train(config, out)
-    return out
-
-
-def summary(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
-
-
-def training_free_rows(seed: int, extra: list[str]) -> tuple[dict[str, dict], dict]:
-    """The untouched encoder's sentence-label cosine (`model.name = "similarity"`) with each
-    label text, from one frozen pass (read from the feature cache when it holds them).
-    Returns the rows and each label text's predictions per part."""
-    config = load_config(CONFIG, [*COMMON, "model.name=similarity", f"seed={seed}", *extra])
-    config.data.dir = str(DATA)
-    prepared = prepare(config)
-    data = loaders(prepared, config)
-    labels = {part: list(prepared.split.part(part)) for part in ("val", "test")}
-    rows, predictions = {}, {}
-    for text, overrides in TEXTS.items():
-        texts = label_text_map(load_config(CONFIG, overrides), labels["val"] + labels["test"])
-        predictions[text] = {}
-        for part in ("val", "test"):
-            with torch.no_grad():
-                prototypes = prepared.model.prototypes([texts[label] for label in labels[part]])
-            predictions[text][part] = run_model(prepared.model, data[part], prototypes)
-        rows[f"Training-free ({text})"] = {
-            part: summary(metrics_of(predictions[text][part], labels[part])) for part in labels}
-    return rows, predictions
-
-
-def finetuned_rows(root: Path, seed: int, text: str, reference: dict, extra: list[str]) -> dict:
-    """One fine-tuning run with label text `text`, then the four fine-tuned rows, each with
-    (alpha, w) chosen on validation and read on test; `reference`: the training-free
-    predictions with the same label text on the same samples (part -> Predictions)."""
-    start = time.time()
-    cell = run_cell(root / f"proto_finetuned_{text}" / f"seed{seed}",
-                    [*COMMON, *FINETUNE, *TEXTS[text], f"seed={seed}", *extra])
-    loaded = load_run(cell)
-    prepared, core, config = loaded.prepared, loaded.prepared.model, loaded.prepared.config
-    finetuned, initial = snapshot(core), initial_weights(config)
-    labels = {part: list(prepared.split.part(part)) for part in ("val", "test")}
-
-    def scored(part: str, alphas) -> dict:
-        return scores_by_alpha(core, initial, finetuned, alphas, loaded.loaders[part],
-                               prepared.texts(part))
-
-    trained = {"val": scored("val", WISE_GRID)}
-    if not torch.equal(trained["val"][1.0].labels, reference["val"].labels):
-        raise RuntimeError(f"seed {seed}: the training-free and fine-tuned runs read different samples")
-    chosen = {}
-    for row, (alphas, weights) in VARIANTS.items():
-        by_alpha = {a: trained["val"][a] for a in alphas}
-        alpha, weight, _ = best_setting(by_alpha, reference["val"], weights, labels["val"])
-        chosen[row] = (alpha, weight)
-    trained["test"] = scored("test", sorted({alpha for alpha, _ in chosen.values()}))
+def variant_settings(val_f1: dict[str, float]) -> dict[str, tuple[float, float, float]]:
+    """Each variant's (alpha, w, validation F1) from a run's search record ("a=0.5 w=0.1" ->
+    F1): the best pair inside the variant's range, ties to the plainer setting (larger alpha,
+    then smaller w), the order of zsmie.training.robust.best_setting."""
+    pairs = {}
+    for key, f1 in val_f1.items():
+        a, w = (float(part.split("=")[1]) for part in key.split())
+        pairs[(a, w)] = f1
+    allowed = {
+        "fine-tuned": lambda a, w: a == 1.0 and w == 0.0,
+        "+ WiSE-FT": lambda a, w: w == 0.0,
+        "+ score ensemble": lambda a, w: a == 1.0,
+        "+ WiSE-FT + score ensemble": lambda a, w: True,
+    }
     out = {}
-    for row, (alpha, weight) in chosen.items():
-        record = {"alpha": alpha, "weight": weight, "wall_s": time.time() - start}
-        for part in ("val", "test"):
-            record[part] = summary(metrics_of(mixed(trained[part][alpha], reference[part], weight),
-                                              labels[part]))
-        out[f"{row} ({text})"] = record
+    for variant, ok in allowed.items():
+        best = None
+        for a, w in sorted(pairs, key=lambda p: (-p[0], p[1])):
+            if ok(a, w) and (best is None or pairs[(a, w)] > best[2]):
+                best = (a, w, pairs[(a, w)])
+        out[variant] = best
     return out
 
 
-def table(records: dict[str, dict[int, dict]], text_of: dict[str, str], command: str,
+def variant_records(cell: Path) -> dict[str, dict]:
+    """The four variants of one fine-tuned run, scored on test at their validation choice."""
+    results = json.loads((cell / "results.json").read_text(encoding="utf-8"))
+    settings = variant_settings(results["robust"]["val_f1"])
+    loaded = load_run(cell)
+    prepared, core = loaded.prepared, loaded.prepared.model
+    finetuned = (read_weights(cell / FINETUNED_FILE) if (cell / FINETUNED_FILE).is_file()
+                 else snapshot(core))  # the chosen alpha was 1: best.safetensors is the end
+    initial = initial_weights(prepared.config)
+    loader, texts = loaded.loaders["test"], prepared.texts("test")
+    labels = list(prepared.split.part("test"))
+    trained = scores_by_alpha(core, initial, finetuned, sorted({a for a, _, _ in settings.values()}),
+                              loader, texts)
+    reference = reference_scores(core, prepared.config, loader, texts)
+    out = {}
+    for variant, (alpha, weight, val_f1) in settings.items():
+        test = metrics_of(mixed(trained[alpha], reference, weight), labels)
+        out[variant] = {"alpha": alpha, "weight": weight, "val_f1": val_f1,
+                        "test_f1": test["f1"], "test_acc": test["accuracy"]}
+    both, saved = out["+ WiSE-FT + score ensemble"]["test_f1"], results["test"]["f1"]
+    if abs(both - saved) > 1e-6:  # the run's own test reading must come back
+        raise RuntimeError(f"{cell}: rescored test F1 {both:.6f} differs from results.json {saved:.6f}")
+    return out
+
+
+def from_results(record: dict) -> dict:
+    return {"val_f1": record["val"]["f1"], "test_f1": record["test"]["f1"],
+            "test_acc": record["test"]["accuracy"]}
+
+
+def table(rows: dict[str, dict[int, dict]], text_of: dict[str, str], command: str,
           notes: str) -> tuple[str, str]:
-    head = ["row", "label text", "val F1", "val Acc", "test F1", "test Acc", "test F1 per seed",
-            "seeds > training-free (same text, test F1)", "(alpha, w) per seed"]
-    lines = ["# MNRE zero-shot levers: validation study", "", "Produced by:", "", "```bash",
-             command, "```", "", notes, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["row", "label text", "val F1", "test F1", "test Acc", "test F1 per seed",
+            "gain over training-free per seed (same text)", "(alpha, w) per seed"]
+    lines = ["# MNRE zero-shot levers", "", "Produced by:", "", "```bash", command, "```", "",
+             notes, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row", "label_text", "val_f1_mean", "val_f1_std", "val_acc_mean", "val_acc_std",
-                     "test_f1_mean", "test_f1_std", "test_acc_mean", "test_acc_std", "seeds",
-                     "test_f1_per_seed", "beats_training_free", "alpha_w_per_seed"])
-    for row, by_seed in records.items():
+    writer.writerow(["row", "label_text", "val_f1_mean", "val_f1_std", "test_f1_mean",
+                     "test_f1_std", "test_acc_mean", "test_acc_std", "seeds", "test_f1_per_seed",
+                     "gain_per_seed", "alpha_w_per_seed"])
+    for row, by_seed in rows.items():
         seeds = sorted(by_seed)
-        text = text_of[row]
-        base = records.get(f"Training-free ({text})", {})
-        stats = {(p, k): mean_std([by_seed[s][p][k] for s in seeds])
-                 for p in ("val", "test") for k in ("f1", "accuracy")}
-        beats = sum(by_seed[s]["test"]["f1"] > base[s]["test"]["f1"] for s in seeds if s in base)
-        beats_text = "-" if row.startswith("Training-free") else f"{beats} / {len(seeds)}"
-        per_seed = ", ".join(f"{100 * by_seed[s]['test']['f1']:.1f}" for s in seeds)
-        choices = ", ".join(f"({by_seed[s]['alpha']:g}, {by_seed[s]['weight']:g})"
-                            for s in seeds if "alpha" in by_seed[s]) or "-"
-        cells = [row, text] + [f"{m:.1f} ± {sd:.1f}" for m, sd in stats.values()]
-        lines.append("| " + " | ".join(cells + [per_seed, beats_text, choices]) + " |")
-        writer.writerow([row, text] + [f"{v:.2f}" for pair in stats.values() for v in pair]
-                        + [" ".join(map(str, seeds)), per_seed.replace(",", ""),
-                           beats_text, choices.replace(", (", " (")])
-    lines += ["", "Mean ± sample std over the seeds, percent: macro-F1 and accuracy over the "
-              "7 validation (resp. test) relations, unseen in training. Every choice (epoch, "
-              "alpha, w) made on validation F1.", ""]
+        base = rows[TEXTS[text_of[row]][0]]
+        stats = [mean_std([by_seed[s][k] for s in seeds]) for k in ("val_f1", "test_f1", "test_acc")]
+        per_seed = " ".join(f"{100 * by_seed[s]['test_f1']:.1f}" for s in seeds)
+        gains = ("-" if row == TEXTS[text_of[row]][0] else " ".join(
+            f"{100 * (by_seed[s]['test_f1'] - base[s]['test_f1']):+.1f}" for s in seeds if s in base))
+        choices = " ".join(f"({by_seed[s]['alpha']:g}, {by_seed[s]['weight']:g})"
+                           for s in seeds if "alpha" in by_seed[s]) or "-"
+        lines.append("| " + " | ".join([row, text_of[row]] + [f"{m:.1f} ± {sd:.1f}" for m, sd in stats]
+                                       + [per_seed, gains, choices]) + " |")
+        writer.writerow([row, text_of[row]] + [f"{v:.2f}" for pair in stats for v in pair]
+                        + [" ".join(map(str, seeds)), per_seed, gains, choices])
+    lines += ["", "Mean ± sample std over the seeds, percent: macro-F1 and accuracy over the 7 "
+              "test relations, unseen in training; val F1 over the 7 validation relations, also "
+              "unseen, the only selection criterion (epoch, alpha, w).", ""]
     return "\n".join(lines), out.getvalue()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--finetune-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4],
-                        help="seeds of the fine-tuned rows (after every training-free seed)")
-    parser.add_argument("--label-text", nargs="+", default=["verbalised"], choices=list(TEXTS),
-                        help="label text(s) of the fine-tuned rows")
-    parser.add_argument("--out", default=str(REPO / "runs/mre_levers"))
-    parser.add_argument("--results", default=str(HERE / "results/mre_levers_validation"))
+    parser.add_argument("--seed", type=int, action="append", default=[],
+                        help="seeds (repeatable; default: the grids' 0-4)")
     parser.add_argument("--set", action="append", default=[], help="override for every run")
+    parser.add_argument("--results", default=str(HERE / "results/mre_levers"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    root, start = Path(args.out), time.time()
-    records: dict[str, dict[int, dict]] = {}
-    text_of = {f"Training-free ({text})": text for text in TEXTS}
-    by_seed = {}
-    for seed in args.seeds:
-        rows, by_seed[seed] = training_free_rows(seed, args.set)
-        for row, record in rows.items():
-            records.setdefault(row, {})[seed] = record
-        write(args, records, text_of, start)
-    for seed in args.finetune_seeds:
-        for text in args.label_text:
-            rows = finetuned_rows(root, seed, text, by_seed[seed][text], args.set)
-            for row, record in rows.items():
-                text_of.setdefault(row, text)
-                records.setdefault(row, {})[seed] = record
-            write(args, records, text_of, start)
+    start = time.time()
+    base, extra = load_grid(HERE / "mre_zero_shot.toml"), load_grid(HERE / "mre_levers.toml")
+    for grid in (base, extra):
+        grid.overrides += args.set
+        grid.seeds = args.seed or grid.seeds
+    rows: dict[str, dict[int, dict]] = {}
+    text_of: dict[str, str] = {}
+    for text, (free, recommended) in TEXTS.items():
+        for record in run_grid(base, [free]):
+            rows.setdefault(free, {})[record["seed"]] = from_results(record)
+        text_of[free] = text
+        for record in run_grid(base, [recommended]):
+            for variant, values in variant_records(Path(record["dir"])).items():
+                name = f"{variant} ({text})"
+                rows.setdefault(name, {})[record["seed"]] = values
+                text_of[name] = text
+    for record in run_grid(extra):
+        rows.setdefault(record["row"], {})[record["seed"]] = from_results(record)
+        text_of[record["row"]] = extra_text(extra, record["row"])
+    write(args, rows, text_of, base, time.time() - start)
 
 
-def write(args, records, text_of, start) -> None:
-    """The table so far (written after every seed: an interrupted study keeps its rows)."""
-    wall = time.time() - start
+def extra_text(grid: Grid, name: str) -> str:
+    row = next(row for row in grid.rows if row.name == name)
+    return "verbalised" if "label_text=verbalised" in row.overrides else "descriptions"
+
+
+def write(args, rows, text_of, grid: Grid, wall: float) -> None:
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     notes = "\n".join([
-        "- MNRE, 22 relations split 8 / 7 / 7 per seed, text only (`images=blank`), "
-        "all-MiniLM-L6-v2; at most 50 samples per relation (`data.max_per_label=50`, the "
-        "same samples for every row) to fit the study into about half an hour on 2 CPU cores.",
-        "- Training-free rows: cosine of the untouched encoder's mean-pooled marked sentence "
-        "and each label text (`model.name = \"similarity\"`), on the same samples; they are "
-        "also the training-free side of the score ensemble.",
-        f"- Fine-tuned rows: `configs/mre_proto.toml` with `{' '.join(FINETUNE)}`; one "
-        "fine-tuning run per seed, the four rows differ only in the post-training choice: "
-        f"WiSE-FT alpha from {list(WISE_GRID)}, score-ensemble weight w from 0, 0.1, ..., 1 "
-        "(`zsmie.training.robust`), chosen on validation F1, ties to the plainer setting.",
+        f"- MNRE v2 at `{os.path.relpath(grid.data_dir)}`, 22 relations split 8 / 7 / 7 per "
+        "seed, all samples, text only (`images=blank`), all-MiniLM-L6-v2.",
+        "- Fine-tuned rows: `configs/mre_recommended.toml` (encoder fine-tuned, lr 2e-5, 3 full "
+        "epochs, early stop after 3, best validation epoch), one run per seed and label text; "
+        "WiSE-FT alpha from 0, 0.25, ..., 1 and score-ensemble weight w from 0, 0.1, ..., 1, "
+        "chosen on validation F1 (ties to the plainer setting). The last of the four is the "
+        "recommended config itself.",
+        "- L2-SP and frozen-layer rows (benchmarks/mre_levers.toml): the same run without the "
+        "post-training search, with the lever on.",
+        "- Training-free rows: the untouched encoder's cosine between the mean-pooled marked "
+        "sentence and each label text; they are also the score ensemble's other side.",
         f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-        f"({platform.machine()}), shared with other jobs; finished runs are reused.",
+        f"({platform.machine()}); cells finished earlier (by benchmarks/mre_zero_shot.py or "
+        "an earlier invocation) are reused.",
     ])
-    order = sorted(records, key=lambda row: not row.startswith("Training-free"))
-    markdown, csv_text = table({row: records[row] for row in order}, text_of, command, notes)
+    markdown, csv_text = table(rows, text_of, command, notes)
     atomic_write_text(Path(args.results).with_suffix(".md"), markdown)
     atomic_write_text(Path(args.results).with_suffix(".csv"), csv_text)
     print(markdown)

@@ -15,6 +15,7 @@ from zsmie.losses.l2sp import L2SP
 from zsmie.models.ensemble import mix_scores
 from zsmie.training.robust import (
     ENSEMBLE_GRID,
+    FINETUNED_FILE,
     WISE_GRID,
     initial_weights,
     interpolate_weights,
@@ -122,6 +123,37 @@ def test_training_searches_wise_and_ensemble_on_validation(tmp_path):
     assert epochs[0]["train"]["l2sp"] >= 0.0
     again = evaluate_run(tmp_path / "run")  # best.safetensors + ensemble.json give the same test
     assert again["test"]["f1"] == pytest.approx(results["test"]["f1"])
+
+
+def test_a_chosen_alpha_below_one_keeps_the_finetuned_end(tmp_path):
+    from zsmie.models.pipeline import read_weights
+    from zsmie.training.trainer import train
+
+    config = load_config(DEMO, ["train.progress=false", "feature_cache=memory", "train.epochs=1",
+                                "train.wise_alpha=0.5"])
+    results = train(config, tmp_path / "run")
+    assert results["robust"]["wise_alpha"] == 0.5
+    best = read_weights(tmp_path / "run/best.safetensors")
+    end = read_weights(tmp_path / "run" / FINETUNED_FILE)
+    start = initial_weights(config)
+    moved = [name for name in end if not torch.equal(end[name], start[name])]
+    assert moved  # training changed the weights, so the three differ
+    for name in moved:
+        torch.testing.assert_close(best[name], (start[name] + end[name]) / 2)
+    plain = train(load_config(DEMO, ["train.progress=false", "feature_cache=memory",
+                                     "train.epochs=1"]), tmp_path / "plain")
+    assert "robust" not in plain and not (tmp_path / "plain" / FINETUNED_FILE).exists()
+    torch.testing.assert_close(read_weights(tmp_path / "plain/best.safetensors"), end)
+
+
+def test_validation_cap_leaves_train_and_test_alone():
+    full = prepare(load_config(DEMO, ["feature_cache=memory"]))
+    capped = prepare(load_config(DEMO, ["feature_cache=memory", "data.val_max_per_label=1"]))
+    for part in ("train", "test"):
+        assert capped.parts[part] == full.parts[part]
+    val = [s.label for s in capped.parts["val"]]
+    assert sorted(val) == sorted({s.label for s in full.parts["val"]})
+    assert len(full.parts["val"]) > len(val)
 
 
 @pytest.mark.slow

@@ -358,6 +358,7 @@ def test_truncated_jpeg_with_images_blank_trains_without_it(tmp_path):
         ("train.weight_decay=-1", "train.weight_decay = -1.0: must be a finite number >= 0"),
         ("model.force_expert=8", r"model.force_expert = 8: must be -1 \(off\) or an expert index in"),
         ("train.patience=0", "train.patience = 0: must be at least 1"),
+        ("data.val_max_per_label=-1", "data.val_max_per_label = -1: must be 0 or more"),
     ],
 )
 def test_config_values_out_of_range_name_key_and_range(override, message):

@@ -204,6 +204,7 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     samples = load_samples(config)
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
+    parts["val"] = cap_per_label(parts["val"], config.data.val_max_per_label)
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)])
 
     model = build_model(config)

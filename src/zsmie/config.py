@@ -29,6 +29,10 @@ class DataConfig:
     image_dir: str = ""  # default: the format's own image folder inside `dir`
     # Keep at most this many samples per label (0 = all); for quick runs and tests.
     max_per_label: int = 0
+    # At most this many VALIDATION samples per label (0 = all), drawn the same way: a smaller,
+    # fixed validation set makes model selection cheaper where every pass runs the encoder
+    # (fine-tuning: one pass per epoch and per WiSE-FT alpha). Test and training untouched.
+    val_max_per_label: int = 0
     # Zero-shot label split: "auto" picks the task's protocol (MNRE seeded shuffle, WikiDiverse
     # rotated type groups); a list file is also accepted by later issues.
     split: str = "auto"
@@ -215,7 +219,8 @@ class Config:
         t, m = self.train, self.model
         finite = math.isfinite
         counts = {"train.steps_per_epoch": t.steps_per_epoch, "train.num_workers": t.num_workers,
-                  "data.max_per_label": self.data.max_per_label, "model.proj_dim": m.proj_dim}
+                  "data.max_per_label": self.data.max_per_label,
+                  "data.val_max_per_label": self.data.val_max_per_label, "model.proj_dim": m.proj_dim}
         positive = {"train.lr": t.lr, "model.scale": m.scale}
         nonneg = {"train.weight_decay": t.weight_decay, "train.grad_clip": t.grad_clip,
                   "model.margin": m.margin, "model.beta": m.beta, "model.tau_lr": m.tau_lr}

@@ -31,6 +31,7 @@ from zsmie.models.ensemble import ENSEMBLE_FILE, mix_scores, reference_model
 log = logging.getLogger(__name__)
 WISE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 ENSEMBLE_GRID = tuple(i / 10 for i in range(11))
+FINETUNED_FILE = "finetuned.safetensors"  # the fine-tuned end (alpha = 1) when a < 1 is chosen
 
 
 def interpolate_weights(
@@ -121,7 +122,9 @@ def reference_scores(core, config: Config, loader, texts, accelerator=None) -> P
 
 def choose(config: Config, prepared, core, val_loader, accelerator, out: Path) -> dict:
     """Search (alpha, weight) on validation, leave `core` with the chosen weights, write them
-    to best.safetensors (and the weight to ensemble.json); returns the record for results."""
+    to best.safetensors (and the weight to ensemble.json); the fine-tuned end itself goes to
+    finetuned.safetensors when the chosen alpha is below 1 (so every (a, w) stays
+    reachable). Returns the record for results."""
     alphas = WISE_GRID if config.train.wise_search else (config.train.wise_alpha,)
     weights = ENSEMBLE_GRID if config.train.ensemble_search else (config.model.ensemble_weight,)
     texts = prepared.texts("val")
@@ -132,6 +135,9 @@ def choose(config: Config, prepared, core, val_loader, accelerator, out: Path) -
         reference = reference_scores(core, config, val_loader, texts, accelerator)
     trained = scores_by_alpha(core, initial, finetuned, alphas, val_loader, texts, accelerator)
     alpha, weight, val_f1 = best_setting(trained, reference, weights, list(prepared.split.part("val")))
+    if accelerator.is_main_process and alpha != 1.0:
+        core.load_trainable(finetuned)
+        core.save(out / FINETUNED_FILE, {"model": config.model.name, "text": core.text.identity})
     core.load_trainable(interpolate_weights(initial, finetuned, alpha))
     if accelerator.is_main_process:
         metadata = {"model": config.model.name, "text": core.text.identity, "wise_alpha": f"{alpha:g}"}
