@@ -1,18 +1,21 @@
 """The zero-shot levers of issue 11 on real MNRE, seeds 0-4, text only: each lever alone and
-combined, for two label texts (hand-written descriptions; verbalised names, for label sets
-with no description). Writes benchmarks/results/mre_levers.md (+ .csv).
+combined. Writes benchmarks/results/mre_levers.md (+ .csv; the slice grid's own table also
+goes to results/mre_levers_slice.md).
 
     python benchmarks/mre_levers.py [--seed N ...] [--set key=value ...]
 
-Rows, per label text:
+On all samples, per label text (hand-written descriptions; verbalised names, for label sets
+with no description):
 - training-free: the untouched encoder's sentence-label cosine;
 - fine-tuned, + WiSE-FT, + score ensemble, + both: ONE fine-tuning run per seed, the cells of
   the recommended rows of benchmarks/mre_zero_shot.toml (shared, trained there or here). The
   four rows differ only in the post-training choice read from the run's own validation
   search (results.json, "robust"): alpha = 1 and w = 0; the best alpha with w = 0; the best w
   with alpha = 1; the best pair (what the run itself uses). Test is then scored once at the
-  chosen setting, from finetuned.safetensors (the fine-tuned end) and the pretrained weights;
-- the grid rows of benchmarks/mre_levers.toml (L2-SP; lower layers frozen).
+  chosen setting, from finetuned.safetensors (the fine-tuned end) and the pretrained weights.
+On a slice (benchmarks/mre_levers.toml, at most 30 samples per relation): the levers that
+change training (L2-SP, lower layers frozen) and the cross-encoder, beside plain fine-tuning
+and the training-free row on the same samples.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from zsmie.evaluation.inference import metrics_of
 from zsmie.evaluation.run import load_run
-from zsmie.experiments.runner import Grid, load_grid, run_grid
+from zsmie.experiments.runner import Grid, load_grid, run_grid, write_table
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
 from zsmie.models.pipeline import read_weights
@@ -159,18 +162,26 @@ def main() -> None:
                 name = f"{variant} ({text})"
                 rows.setdefault(name, {})[record["seed"]] = values
                 text_of[name] = text
-    for record in run_grid(extra):
-        rows.setdefault(record["row"], {})[record["seed"]] = from_results(record)
-        text_of[record["row"]] = extra_text(extra, record["row"])
-    write(args, rows, text_of, base, time.time() - start)
+    slice_records = run_grid(extra)
+    write(args, rows, text_of, base, time.time() - start, slice_table(extra, slice_records))
 
 
-def extra_text(grid: Grid, name: str) -> str:
-    row = next(row for row in grid.rows if row.name == name)
-    return "verbalised" if "label_text=verbalised" in row.overrides else "descriptions"
+def slice_table(grid: Grid, records: list[dict]) -> str:
+    """The slice grid's table (also written on its own), with each row's test F1 gain over
+    the slice's training-free row per seed."""
+    markdown = write_table(grid, records)
+    free = {r["seed"]: r["test"]["f1"] for r in records if r["row"] == grid.rows[0].name}
+    lines = ["| row | gain over training-free, test F1 per seed | seeds above |", "|---|---|---|"]
+    for row in grid.rows[1:]:
+        gains = [100 * (r["test"]["f1"] - free[r["seed"]]) for r in records
+                 if r["row"] == row.name and r["seed"] in free]
+        lines.append(f"| {row.name} | {', '.join(f'{g:+.1f}' for g in gains)} | "
+                     f"{sum(g > 0 for g in gains)} / {len(gains)} |")
+    table_only = markdown[markdown.index("| Model"):]
+    return table_only + "\n" + "\n".join(lines) + "\n"
 
 
-def write(args, rows, text_of, grid: Grid, wall: float) -> None:
+def write(args, rows, text_of, grid: Grid, wall: float, sliced: str) -> None:
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     notes = "\n".join([
         f"- MNRE v2 at `{os.path.relpath(grid.data_dir)}`, 22 relations split 8 / 7 / 7 per "
@@ -180,8 +191,6 @@ def write(args, rows, text_of, grid: Grid, wall: float) -> None:
         "WiSE-FT alpha from 0, 0.25, ..., 1 and score-ensemble weight w from 0, 0.1, ..., 1, "
         "chosen on validation F1 (ties to the plainer setting). The last of the four is the "
         "recommended config itself.",
-        "- L2-SP and frozen-layer rows (benchmarks/mre_levers.toml): the same run without the "
-        "post-training search, with the lever on.",
         "- Training-free rows: the untouched encoder's cosine between the mean-pooled marked "
         "sentence and each label text; they are also the score ensemble's other side.",
         f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
@@ -189,6 +198,14 @@ def write(args, rows, text_of, grid: Grid, wall: float) -> None:
         "an earlier invocation) are reused.",
     ])
     markdown, csv_text = table(rows, text_of, command, notes)
+    markdown += ("\n## Levers that change training, and the cross-encoder, on a slice\n\n"
+                 "benchmarks/mre_levers.toml: at most 30 samples per relation in every part "
+                 "(the same samples for every row), label descriptions; fine-tuned rows: "
+                 "MiniLM at lr 2e-5, 3 full epochs, early stop after 3, best validation epoch, "
+                 "no post-training search; L2-SP strength 0.1 and 3 frozen layers are single "
+                 "points, not searched. The cross-encoder's cost per sample: "
+                 "benchmarks/results/cross_cost.md (`python benchmarks/cross_cost.py`).\n\n"
+                 + sliced)
     atomic_write_text(Path(args.results).with_suffix(".md"), markdown)
     atomic_write_text(Path(args.results).with_suffix(".csv"), csv_text)
     print(markdown)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from cli_helpers import invoke
 
 from zsmie.config import ConfigError, load_config
@@ -204,3 +205,21 @@ def test_open_set_on_the_demo_run_answers_none_when_no_offered_label_fits(tmp_pa
     assert len(kept) >= len(samples) // 2  # their own label, present, is kept
     absent = extractor.predict(kept, ["stock price", "weather", "chemical element"], open_set=True)
     assert [p.prediction for p in absent] == [NONE_OF_THESE] * len(kept)
+
+
+def test_protocol_scores_of_a_run_with_an_ensemble_mix_both_models(tmp_path):
+    from zsmie.assemble import prepare
+    from zsmie.evaluation.protocols import score_samples
+    from zsmie.models.ensemble import ensembled, mix_scores, reference_model
+
+    config = load_config(DEMO_TOML, ["feature_cache=memory"])
+    prepared = prepare(config)
+    core, labels = prepared.model, list(prepared.split.part("test"))
+    samples = prepared.parts["test"]
+    trained, gold = score_samples(prepared, core, samples, labels, None)
+    reference, _ = score_samples(prepared, reference_model(core, config), samples, labels, None)
+    both, same_gold = score_samples(prepared, ensembled(core, config, 0.3), samples, labels, None)
+    expected = mix_scores(torch.from_numpy(trained), torch.from_numpy(reference), 0.3).numpy()
+    np.testing.assert_allclose(both, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(gold, same_gold)
+    assert not np.allclose(both, trained)

@@ -57,7 +57,9 @@ def score_samples(
     config = prepared.config
     samples, _ = apply_image_policy(samples, config.images, used=model.uses_images)
     index = {label: i for i, label in enumerate(labels)}
-    dataset = encode_dataset(model, config, samples, index, feature_cache(config))
+    # A score ensemble reads the samples its trained model reads (same tokens, same cache).
+    dataset = encode_dataset(getattr(model, "trained", model), config, samples, index,
+                             feature_cache(config))
     loader = DataLoader(dataset, batch_size=config.train.eval_batch_size, shuffle=False,
                         collate_fn=functools.partial(
                             collate, pad_id=model.text.tokenizer.pad_token_id or 0))
@@ -135,7 +137,7 @@ def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -
 
 def evaluate_generalized(prepared: Prepared, model: ZeroShotModel, run: Path, device) -> dict:
     config = prepared.config
-    if model.head.trainable and config.protocol != "generalized":
+    if prepared.model.head.trainable and config.protocol != "generalized":
         raise ConfigError(
             f"{run}: trained with protocol = {config.protocol!r}, so the seen-label samples the "
             "generalized protocol tests on were in its training data: not a valid test. Train "
@@ -179,13 +181,16 @@ def evaluate_protocol_prepared(
 
 
 def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | None = None) -> dict:
-    """`zsmie evaluate --run RUN --protocol open|generalized`."""
+    """`zsmie evaluate --run RUN --protocol open|generalized` (with the run's score ensemble
+    when it has one, as in training and `evaluate`)."""
     from zsmie.assemble import make_accelerator, prepare
     from zsmie.evaluation.run import load_run_config
+    from zsmie.models.ensemble import with_ensemble
 
     run = Path(run_dir)
     config = load_run_config(run, data_dir)
     device = make_accelerator(config).device
     prepared = prepare(config, device)
     prepared.model.load(run / "best.safetensors")
-    return evaluate_protocol_prepared(prepared, prepared.model, protocol, run, device)
+    model = with_ensemble(prepared.model, config, run).to(device)
+    return evaluate_protocol_prepared(prepared, model, protocol, run, device)

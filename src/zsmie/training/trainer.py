@@ -231,8 +231,8 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         if config.protocol != "zero_shot":  # README, "Open world"
             from zsmie.evaluation.protocols import evaluate_protocol_prepared
 
-            results["open_world"] = evaluate_protocol_prepared(
-                prepared, core, config.protocol, out, accelerator.device)
+            results["open_world"] = evaluate_protocol_prepared(  # the final (ensembled) model
+                prepared, accelerator.unwrap_model(model), config.protocol, out, accelerator.device)
         atomic_write_json(out / "results.json", results)
     return results
 
