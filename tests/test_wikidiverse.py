@@ -128,3 +128,17 @@ def test_short_mgvmoe_met_run_with_images(tmp_path):
     assert results["data"]["images"]["with_image"] == 61  # every image found, .svg as .png
     assert test["accuracy"] > 1 / 4
     assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_recommended_met_config_trains_end_to_end_on_the_fixture(tmp_path):
+    from zsmie.training.robust import ENSEMBLE_GRID, WISE_GRID
+
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config(repo / "configs/met_recommended.toml", [
+        "train.epochs=1", "train.steps_per_epoch=2", "train.progress=false", "images=blank"])
+    config.data.dir = str(FIXTURE)
+    results = train(config, tmp_path / "run")
+    assert results["test"]["labels"] == ["Organization", "Country", "APP", "Movie"]
+    assert results["data"]["label_text"]["Organization"] == "Organization"  # names as they are
+    assert len(results["robust"]["val_f1"]) == len(WISE_GRID) * len(ENSEMBLE_GRID)
