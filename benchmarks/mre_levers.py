@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -79,8 +80,21 @@ def variant_settings(val_f1: dict[str, float]) -> dict[str, tuple[float, float, 
 
 
 def variant_records(cell: Path) -> dict[str, dict]:
-    """The four variants of one fine-tuned run, scored on test at their validation choice."""
-    results = json.loads((cell / "results.json").read_text(encoding="utf-8"))
+    """The four variants of one fine-tuned run, scored on test at their validation choice
+    (kept in the cell's levers.json, tied to its results.json by hash)."""
+    text = (cell / "results.json").read_text(encoding="utf-8")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    kept = cell / "levers.json"
+    if kept.is_file():
+        stored = json.loads(kept.read_text(encoding="utf-8"))
+        if stored.get("results_sha256") == digest:
+            return stored["variants"]
+    out = score_variants(cell, json.loads(text))
+    atomic_write_text(kept, json.dumps({"results_sha256": digest, "variants": out}, indent=1))
+    return out
+
+
+def score_variants(cell: Path, results: dict) -> dict[str, dict]:
     settings = variant_settings(results["robust"]["val_f1"])
     loaded = load_run(cell)
     prepared, core = loaded.prepared, loaded.prepared.model
