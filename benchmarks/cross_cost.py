@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from zsmie.assemble import loaders, prepare
 from zsmie.config import load_config
 from zsmie.evaluation.inference import label_prototypes, run_model
@@ -58,7 +60,8 @@ def main() -> None:
              command, "```", "",
              f"MNRE test samples of seed {args.seed} ({n} samples, at most {args.per_label} per "
              f"relation), {labels} candidate labels, fine-tuned MiniLM (encoder runs in every "
-             f"pass), eval batch 64, best of {args.repeats} passes, {os.cpu_count()} CPU cores "
+             f"pass), eval batch 64, best of {args.repeats} passes, {torch.get_num_threads()} torch "
+             f"thread(s) on {os.cpu_count()} CPU cores "
              f"({platform.machine()}) shared with other jobs.", "",
              "| model | encoder passes per sample | ms per sample | relative |", "|---|---|---|---|"]
     base = rows["proto"][0]
