@@ -114,3 +114,14 @@ def test_grids_sharing_an_out_folder_share_identical_cells(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError):  # the stub trainer writes nothing
         run_grid(grid, only_rows=["Proto again"])
     assert len(calls) == 1
+
+
+def test_a_row_can_run_on_fewer_seeds(tmp_path):
+    path = write_grid(tmp_path)
+    path.write_text(path.read_text().replace('name = "Proto"', 'name = "Proto"\nseeds = [1]'))
+    grid = load_grid(path)
+    cells = [(row.name, seed) for row, seed in runner.selected_cells(grid)]
+    assert cells == [("Similarity", 0), ("Similarity", 1), ("Proto", 1)]
+    path.write_text(path.read_text().replace("seeds = [1]", 'seeds = ["one"]'))
+    with pytest.raises(ConfigError, match=r"row 2 seeds: expected a list of integers, got \['one'\]"):
+        load_grid(path)

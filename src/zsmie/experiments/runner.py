@@ -43,6 +43,7 @@ class Row:
     config: Path
     overrides: list[str] = field(default_factory=list)
     paper: dict[str, float] = field(default_factory=dict)
+    seeds: list[int] | None = None  # a row run on fewer seeds than the grid (said in its table)
 
     @property
     def slug(self) -> str:
@@ -94,8 +95,13 @@ def load_grid(path: str | Path) -> Grid:
         where = f"{path}: row {i}"
         if not {"name", "config"} <= set(row):
             raise ConfigError(f"{where}: needs 'name' and 'config'")
+        seeds = row.get("seeds")
+        if seeds is not None and not (isinstance(seeds, list) and seeds
+                                      and all(isinstance(s, int) for s in seeds)):
+            raise ConfigError(f"{where} seeds: expected a list of integers, got {seeds!r}")
         rows.append(Row(row["name"], resolve(row["config"]),
-                        _strings(row.get("set", []), f"{where} set"), dict(row.get("paper", {}))))
+                        _strings(row.get("set", []), f"{where} set"), dict(row.get("paper", {})),
+                        seeds))
     if not rows:
         raise ConfigError(f"{path}: no [[row]] tables")
     if len({r.slug for r in rows}) != len(rows):
@@ -137,7 +143,8 @@ def finished_elsewhere(out: Path, config: Config) -> Path | None:
 def selected_cells(grid: Grid, only_rows: list[str] | None = None) -> list[tuple[Row, int]]:
     """The (row, seed) cells of the grid, in table order, limited to `only_rows` if given."""
     rows = [row for row in grid.rows if not only_rows or row.name in only_rows]
-    return [(row, seed) for row in rows for seed in grid.seeds]
+    return [(row, seed) for row in rows for seed in grid.seeds
+            if row.seeds is None or seed in row.seeds]
 
 
 def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
