@@ -40,6 +40,7 @@ from zsmie.io import atomic_write_text
 from zsmie.models.pipeline import read_weights
 from zsmie.training.robust import (
     FINETUNED_FILE,
+    best_pair,
     initial_weights,
     mixed,
     reference_scores,
@@ -58,7 +59,7 @@ VARIANTS = ("fine-tuned", "+ WiSE-FT", "+ score ensemble", "+ WiSE-FT + score en
 def variant_settings(val_f1: dict[str, float]) -> dict[str, tuple[float, float, float]]:
     """Each variant's (alpha, w, validation F1) from a run's search record ("a=0.5 w=0.1" ->
     F1): the best pair inside the variant's range, ties to the plainer setting (larger alpha,
-    then smaller w), the order of zsmie.training.robust.best_setting."""
+    then smaller w; zsmie.training.robust.best_pair, the rule of the run's own search)."""
     pairs = {}
     for key, f1 in val_f1.items():
         a, w = (float(part.split("=")[1]) for part in key.split())
@@ -71,11 +72,8 @@ def variant_settings(val_f1: dict[str, float]) -> dict[str, tuple[float, float, 
     }
     out = {}
     for variant, ok in allowed.items():
-        best = None
-        for a, w in sorted(pairs, key=lambda p: (-p[0], p[1])):
-            if ok(a, w) and (best is None or pairs[(a, w)] > best[2]):
-                best = (a, w, pairs[(a, w)])
-        out[variant] = best
+        a, w = best_pair({pair: f1 for pair, f1 in pairs.items() if ok(*pair)})
+        out[variant] = (a, w, pairs[(a, w)])
     return out
 
 

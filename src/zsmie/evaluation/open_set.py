@@ -162,14 +162,8 @@ def calibrate_prepared(prepared, model: ZeroShotModel, out_dir: Path, device) ->
 
 def calibrate_run(run_dir: str | Path, data_dir: str | None = None) -> dict | None:
     """(Re)calibrate a finished run from its folder and validation data; writes open_set.json."""
-    from zsmie.assemble import make_accelerator, prepare
-    from zsmie.evaluation.run import load_run_config
-    from zsmie.models.ensemble import with_ensemble
+    from zsmie.evaluation.run import load_final_model
 
     run = Path(run_dir)
-    config = load_run_config(run, data_dir)
-    device = make_accelerator(config).device
-    prepared = prepare(config, device)
-    prepared.model.load(run / "best.safetensors")
-    model = with_ensemble(prepared.model, config, run).to(device)
+    prepared, model, device = load_final_model(run, data_dir)
     return calibrate_prepared(prepared, model, run, device)

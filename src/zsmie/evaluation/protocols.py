@@ -183,14 +183,8 @@ def evaluate_protocol_prepared(
 def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | None = None) -> dict:
     """`zsmie evaluate --run RUN --protocol open|generalized` (with the run's score ensemble
     when it has one, as in training and `evaluate`)."""
-    from zsmie.assemble import make_accelerator, prepare
-    from zsmie.evaluation.run import load_run_config
-    from zsmie.models.ensemble import with_ensemble
+    from zsmie.evaluation.run import load_final_model
 
     run = Path(run_dir)
-    config = load_run_config(run, data_dir)
-    device = make_accelerator(config).device
-    prepared = prepare(config, device)
-    prepared.model.load(run / "best.safetensors")
-    model = with_ensemble(prepared.model, config, run).to(device)
+    prepared, model, device = load_final_model(run, data_dir)
     return evaluate_protocol_prepared(prepared, model, protocol, run, device)

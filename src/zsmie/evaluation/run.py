@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
@@ -45,6 +46,17 @@ def load_run_config(
     if data_dir:
         config.data.dir = str(data_dir)
     return config
+
+
+def load_final_model(run: Path, data_dir: str | None = None) -> tuple[Prepared, nn.Module, torch.device]:
+    """A finished run's prepared data and its final model (best weights, and the score
+    ensemble when the run chose one) on the run's device, without Accelerate's wrapping:
+    what open-set calibration and the open-world protocols read."""
+    config = load_run_config(run, data_dir)
+    device = make_accelerator(config).device
+    prepared = prepare(config, device)
+    prepared.model.load(run / "best.safetensors")
+    return prepared, with_ensemble(prepared.model, config, run).to(device), device
 
 
 def load_run(

@@ -94,15 +94,26 @@ def best_setting(
     """The (alpha, weight) of highest macro-F1 given each alpha's predictions and the
     training-free ones; ties keep the plainer setting (larger alpha, then smaller weight).
     Returns alpha, weight and every pair's F1."""
-    f1s: dict[str, float] = {}
+    pairs = {(alpha, weight): metrics_of(mixed(trained[alpha], reference, weight), labels)["f1"]
+             for alpha in trained for weight in weights}
+    alpha, weight = best_pair(pairs)
+    f1s = {f"a={a:g} w={w:g}": round(f1, 6) for (a, w), f1 in sorted(pairs.items(), key=_plainer)}
+    return alpha, weight, f1s
+
+
+def _plainer(item) -> tuple[float, float]:
+    (alpha, weight), _ = item
+    return -alpha, weight
+
+
+def best_pair(f1s: dict[tuple[float, float], float]) -> tuple[float, float]:
+    """The (alpha, weight) of highest F1; ties keep the plainer setting (larger alpha, then
+    smaller weight)."""
     best = None
-    for alpha in sorted(trained, reverse=True):
-        for weight in sorted(weights):
-            f1 = metrics_of(mixed(trained[alpha], reference, weight), labels)["f1"]
-            f1s[f"a={alpha:g} w={weight:g}"] = round(f1, 6)
-            if best is None or f1 > best[0]:
-                best = (f1, alpha, weight)
-    return best[1], best[2], f1s
+    for pair, f1 in sorted(f1s.items(), key=_plainer):
+        if best is None or f1 > best[1]:
+            best = (pair, f1)
+    return best[0]
 
 
 def scores_by_alpha(core, initial, finetuned, alphas, loader, texts, accelerator=None):
