@@ -223,3 +223,52 @@ def test_protocol_scores_of_a_run_with_an_ensemble_mix_both_models(tmp_path):
     np.testing.assert_allclose(both, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(gold, same_gold)
     assert not np.allclose(both, trained)
+
+
+def test_open_cells_are_evaluated_from_their_zero_shot_twin(none_demo, tmp_path):
+    import copy
+
+    from safetensors.torch import load_file
+
+    from zsmie.evaluation.protocols import open_run_from_zero_shot
+    from zsmie.experiments.open_world import evaluate_from_zero_shot, protocol_grid
+    from zsmie.experiments.runner import load_grid, run_grid
+
+    (tmp_path / "grid.toml").write_text(f"""name = "ow"
+out = "ow"
+results = "ow/table"
+zero_shot_out = "zs"
+data_dir = "{none_demo}"
+seeds = [0]
+set = ["train.progress=false", "feature_cache=memory", 'data.format="jsonl"', "train.epochs=2"]
+[[row]]
+name = "Proto"
+config = "{DEMO_TOML}"
+""")
+    grid = load_grid(tmp_path / "grid.toml")
+    zero_shot = copy.deepcopy(grid)
+    zero_shot.out = grid.zero_shot_out
+    twin = Path(run_grid(zero_shot)[0]["dir"])
+    assert twin == tmp_path / "zs" / "proto" / "seed0"
+    open_grid = protocol_grid(grid, "open")
+    cell = tmp_path / "ow" / "open" / "proto" / "seed0"
+    assert evaluate_from_zero_shot(open_grid) == [cell]
+    assert evaluate_from_zero_shot(open_grid) == []  # finished: nothing to make
+    derived = json.loads((cell / "results.json").read_text())
+    assert derived["trained_in"] == str(twin) and derived["test"] == json.loads(
+        (twin / "results.json").read_text())["test"]
+    assert run_grid(open_grid)[0]["dir"] == str(cell)  # the grid takes it as finished
+
+    # The premise: training under the open protocol gives the zero-shot run's weights, so
+    # the made cell scores as the trained one.
+    config = open_grid.cell_config(open_grid.rows[0], 0)
+    trained = train(config, tmp_path / "trained")
+    ours, theirs = load_file(cell / "best.safetensors"), load_file(
+        tmp_path / "trained" / "best.safetensors")
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    ours, theirs = derived["open_world"]["test"], trained["open_world"]["test"]
+    assert ours.pop("labels") == theirs.pop("labels") and ours == pytest.approx(theirs)
+
+    config.train.epochs = 3  # not the twin's config
+    with pytest.raises(ConfigError, match="not a zero-shot run of this config"):
+        open_run_from_zero_shot(twin, tmp_path / "other", config)

@@ -220,7 +220,7 @@ def test_overwrite_removes_the_old_run_files_only(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoint").mkdir(parents=True)
     for name in ("config.toml", "results.json", "best.safetensors", "checkpoint/state.json",
-                 "notes.txt"):
+                 "ensemble.json", "finetuned.safetensors", "open_world_open.json", "notes.txt"):
         (run / name).write_text("old")
     with claim_run(run, overwrite=True):
         assert sorted(p.name for p in run.iterdir()) == [LOCK, "notes.txt"]

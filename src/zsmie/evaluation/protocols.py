@@ -17,13 +17,14 @@ import dataclasses
 import functools
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader
 
 from zsmie.assemble import Prepared, encode_dataset, feature_cache, split_parts
-from zsmie.config import ConfigError
+from zsmie.config import Config, ConfigError, config_to_dict, load_config, save_config
 from zsmie.data.batching import collate
 from zsmie.data.datasets import cap_per_label, load_samples
 from zsmie.data.images import apply_image_policy
@@ -39,6 +40,7 @@ from zsmie.evaluation.open_world import (
 )
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
+from zsmie.run_folder import claim_run
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("open", "generalized")
@@ -188,3 +190,42 @@ def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | No
     run = Path(run_dir)
     prepared, model, device = load_final_model(run, data_dir)
     return evaluate_protocol_prepared(prepared, model, protocol, run, device)
+
+
+# What an open-protocol copy of a zero-shot run keeps: its training (not the checkpoint).
+TRAINED_FILES = ("best.safetensors", "finetuned.safetensors", "ensemble.json", "data.json",
+                 "metrics.jsonl", "open_set.json", "train.log")
+
+
+def trains_as_zero_shot(config: Config) -> bool:
+    """The open protocol leaves training as in the zero-shot protocol (the None samples are
+    only scored, at validation and test), so a zero-shot run of the same config is its run."""
+    return config.protocol == "open"
+
+
+def open_run_from_zero_shot(source: str | Path, run: str | Path, config: Config) -> dict:
+    """Make `run` the open-protocol run of `config` from `source`, a finished zero-shot run of
+    the same config, instead of training it again: its weights, logs and results are copied,
+    `config` is saved, and the open protocol is evaluated; results.json (written last) gains
+    "open_world" and "trained_in" (`source`). Returns those results."""
+    source, run = Path(source), Path(run)
+    if not trains_as_zero_shot(config):
+        raise ConfigError(f"{run}: protocol = {config.protocol!r} does not train as zero-shot")
+    if not (source / "results.json").is_file():
+        raise FileNotFoundError(f"{source}: no results.json; not a finished run")
+    twin = dataclasses.replace(config, protocol="zero_shot")
+    if config_to_dict(load_config(source / "config.toml")) != config_to_dict(twin):
+        raise ConfigError(f"{source}: not a zero-shot run of this config (config.toml differs)")
+    with claim_run(run, overwrite=True):
+        for name in TRAINED_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, run / name)
+        save_config(config, run / "config.toml")
+        results = json.loads((source / "results.json").read_text(encoding="utf-8"))
+        from zsmie.evaluation.run import load_final_model
+
+        prepared, model, device = load_final_model(run)
+        results["open_world"] = evaluate_protocol_prepared(prepared, model, "open", run, device)
+        results["trained_in"] = str(source)
+        atomic_write_json(run / "results.json", results)
+    return results

@@ -6,17 +6,28 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
+import logging
 import os
 import platform
 from collections import defaultdict
 from pathlib import Path
 
-from zsmie.evaluation.protocols import PROTOCOLS
+from zsmie.evaluation.protocols import PROTOCOLS, open_run_from_zero_shot, trains_as_zero_shot
 from zsmie.experiments.figures import pr_figure
-from zsmie.experiments.runner import Grid, collect_records, run_grid
+from zsmie.experiments.runner import (
+    Grid,
+    collect_records,
+    finished,
+    finished_elsewhere,
+    run_grid,
+    selected_cells,
+)
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 # The anchor: HMGRL (the same authors' follow-up), generalized zero-shot MNRE, seed 0,
 # weighted metrics: seen accuracy, unseen accuracy, H.
@@ -38,15 +49,36 @@ def protocol_grid(grid: Grid, protocol: str) -> Grid:
     return out
 
 
+def evaluate_from_zero_shot(grid: Grid) -> list[Path]:
+    """The open-protocol cells of `grid` (a protocol grid) not finished yet whose zero-shot
+    twin (same config, protocol = "zero_shot") has finished under `grid.zero_shot_out`:
+    each is made from its twin (zsmie.evaluation.protocols.open_run_from_zero_shot), not
+    trained. Returns the cells made."""
+    made = []
+    for row, seed in selected_cells(grid) if grid.zero_shot_out else []:
+        cell, config = grid.cell_dir(row, seed), grid.cell_config(row, seed)
+        if not trains_as_zero_shot(config) or finished(cell, config) or finished_elsewhere(
+                grid.out, config):
+            continue
+        twin = finished_elsewhere(grid.zero_shot_out, dataclasses.replace(config, protocol="zero_shot"))
+        if twin is not None:
+            log.info("%s seed %d: evaluated from the zero-shot run %s", row.name, seed, twin)
+            open_run_from_zero_shot(twin, cell, config)
+            made.append(cell)
+    return made
+
+
 def run_protocols(grid: Grid, after_seed=None) -> dict[str, list[dict]]:
     """Run (or reuse) every cell under each protocol, seed by seed (both protocols of a seed
     before the next seed); `after_seed(records)` is called after each seed. Records carry
-    results["open_world"]."""
+    results["open_world"]. Open-protocol cells with a finished zero-shot twin under the
+    grid's `zero_shot_out` are evaluated from it instead of trained."""
     records: dict[str, list[dict]] = {protocol: [] for protocol in PROTOCOLS}
     for seed in grid.seeds:
         for protocol in PROTOCOLS:
             one_seed = protocol_grid(grid, protocol)
             one_seed.seeds = [seed]
+            evaluate_from_zero_shot(one_seed)
             records[protocol] += run_grid(one_seed)
         if after_seed is not None:
             after_seed(records)

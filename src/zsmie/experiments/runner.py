@@ -8,6 +8,7 @@ A grid is a TOML file:
     data_dir = "../shared/data/mnre"
     seeds = [0, 1, 2]
     set = ["images=blank"]                   # overrides for every row
+    zero_shot_out = "runs/mre"               # optional: the open protocol's trained twins
 
     [[row]]
     name = "Proto"
@@ -61,6 +62,9 @@ class Grid:
     overrides: list[str] = field(default_factory=list)
     source: str = ""
     notes: str = ""  # markdown printed under the command in the results table
+    # Where finished zero-shot cells of the same configs live: an open-protocol cell, which
+    # trains exactly as zero-shot, is evaluated from its twin there instead of retrained.
+    zero_shot_out: Path | None = None
 
     def cell_dir(self, row: Row, seed: int) -> Path:
         return self.out / row.slug / f"seed{seed}"
@@ -86,7 +90,7 @@ def load_grid(path: str | Path) -> Grid:
     def resolve(value: str) -> Path:
         return (base / value).resolve() if not Path(value).is_absolute() else Path(value)
 
-    known = {"name", "out", "results", "seeds", "row", "data_dir", "set", "notes"}
+    known = {"name", "out", "results", "seeds", "row", "data_dir", "set", "notes", "zero_shot_out"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown} (known: {sorted(known)})")
@@ -117,6 +121,7 @@ def load_grid(path: str | Path) -> Grid:
         overrides=_strings(data.get("set", []), f"{path}: set"),
         source=str(path),
         notes=str(data.get("notes", "")).strip(),
+        zero_shot_out=resolve(data["zero_shot_out"]) if data.get("zero_shot_out") else None,
     )
 
 
