@@ -272,3 +272,53 @@ config = "{DEMO_TOML}"
     config.train.epochs = 3  # not the twin's config
     with pytest.raises(ConfigError, match="not a zero-shot run of this config"):
         open_run_from_zero_shot(twin, tmp_path / "other", config)
+
+
+def test_with_none_class_appends_the_train_part_none_samples():
+    from zsmie.data.open_world import NONE_CLASS, with_none_class
+    from zsmie.data.splits import LabelSplit
+
+    samples = [_sample(i, "None" if i % 2 else "r1") for i in range(12)]
+    split = LabelSplit(("r1",), ("r2",), ("r3",))
+    train = [s for s in samples if s.label == "r1"]
+    new_split, new_train = with_none_class(split, train, samples, seed=0)
+    assert new_split.train == ("r1", NONE_CLASS) and new_split.test == ("r3",)
+    dealt = null_samples_by_part(samples, 0)["train"]  # 6 None: 2 to train
+    assert new_train[:6] == train and [s.id for s in new_train[6:]] == [s.id for s in dealt]
+    assert [s.label for s in new_train[6:]] == [NONE_CLASS] * 2
+    with pytest.raises(DataError, match="already a training label"):
+        with_none_class(new_split, new_train, samples, seed=0)
+
+
+def test_none_negatives_train_a_none_class_and_answer_by_the_margin(none_demo, tmp_path):
+    with pytest.raises(ConfigError, match="none_negatives = true needs protocol"):
+        load_config(DEMO_TOML, ["open_world.none_negatives=true"])
+    overrides = ["train.progress=false", "feature_cache=memory", 'data.format="jsonl"',
+                 "train.epochs=2", "protocol=open", "open_world.none_negatives=true",
+                 'open_world.none_text="no relation at all"']
+    config = load_config(DEMO_TOML, overrides)
+    config.data.dir = str(none_demo)
+    run = tmp_path / "run"
+    results = train(config, run)
+    data = json.loads((run / "data.json").read_text())
+    assert data["split"]["train"][-1] == "None" and len(data["split"]["train"]) == 5
+    assert data["label_text"]["None"] == "no relation at all"
+    # 4 training relations x 5 samples, and the train part's 5 of the 15 None samples.
+    assert results["data"]["samples"]["train"] == 4 * 5 + 5
+    record = results["open_world"]
+    assert "test_leave_one_label_out" not in record  # that threshold is not on margins
+    stored = json.loads((run / "open_set.json").read_text())
+    assert stored["none_text"] == "no relation at all" and "minus" in stored["rule"]
+
+    extractor = ZeroShotExtractor.from_run(run)
+    assert "margin over the trained none class" in extractor.calibration_note()
+    samples = extractor.samples([s for s in read_jsonl(none_demo)][:20])
+    labels = ["place_of_birth", "located_in"]
+    texts = extractor.label_texts(labels)
+    scores = extractor.scores(samples, [*texts, "no relation at all"])
+    margins = scores[:, :2].max(1).values - scores[:, 2]
+    expected = [NONE_OF_THESE if m < stored["threshold"] else labels[int(i)]
+                for m, i in zip(margins, scores[:, :2].argmax(1), strict=True)]
+    offered = extractor.predict(samples, labels, open_set=True)
+    assert [p.prediction for p in offered] == expected
+    assert NONE_OF_THESE in expected and set(expected) - {NONE_OF_THESE}

@@ -25,6 +25,7 @@ from zsmie.data.batching import (
 from zsmie.data.datasets import LABEL_ABBREVIATIONS, cap_per_label, load_samples
 from zsmie.data.images import ImageReport, apply_image_policy, load_rgb
 from zsmie.data.labels import label_texts, read_descriptions
+from zsmie.data.open_world import NONE_CLASS, hold_out_seen, with_none_class
 from zsmie.data.sample import Sample
 from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
 from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir, file_digest
@@ -186,17 +187,23 @@ def encode_dataset(
     return SampleDataset(samples, encoded, label_index, preprocess, states, images)
 
 
+def none_class(config: Config) -> tuple[str, ...]:
+    """The none class's label when the run trains one (open_world.none_negatives), else ()."""
+    return (NONE_CLASS,) if config.open_world.none_negatives else ()
+
+
 def split_parts(config: Config, samples: list[Sample]) -> tuple[LabelSplit, dict[str, list[Sample]]]:
     """The label split and its sample parts; protocol = "generalized" removes the held-out
-    seen-label share from training (zsmie.data.open_world)."""
+    seen-label share from training, open_world.none_negatives adds the none class to it
+    (zsmie.data.open_world)."""
     split = make_label_split(config.task, samples, config.seed)
     parts = samples_by_part(samples, split)
     if config.protocol == "generalized":
-        from zsmie.data.open_world import hold_out_seen
-
         shares = config.open_world
         parts["train"] = hold_out_seen(parts["train"], split.train, config.seed,
                                        shares.seen_test_share, shares.seen_val_share).train
+    if config.open_world.none_negatives:  # protocol = "open" (Config.validate)
+        split, parts["train"] = with_none_class(split, parts["train"], samples, config.seed)
     return split, parts
 
 
@@ -205,7 +212,9 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
     parts["val"] = cap_per_label(parts["val"], config.data.val_max_per_label)
-    texts = label_text_map(config, [label for name in PARTS for label in split.part(name)])
+    texts = label_text_map(config, [label for name in PARTS for label in split.part(name)
+                                    if label not in none_class(config)])
+    texts.update({label: config.open_world.none_text for label in none_class(config)})
 
     model = build_model(config)
     if device is not None:

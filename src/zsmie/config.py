@@ -125,10 +125,16 @@ class TrainConfig:
 
 @dataclass
 class OpenWorldConfig:
-    """Shares held out of each training relation under protocol = "generalized"."""
+    """Shares held out of each training relation under protocol = "generalized"; the "no
+    relation" class under protocol = "open"."""
 
     seen_test_share: float = 0.2  # seen-label test samples
     seen_val_share: float = 0.1  # seen-label validation samples (calibrated stacking)
+    # Open protocol: train on the train part's None samples as one more label, whose prototype
+    # is built from `none_text`; a sample is then answered with its top label only when that
+    # label's score beats the none score by the threshold (chosen on validation).
+    none_negatives: bool = False
+    none_text: str = "no relation"
 
 
 @dataclass
@@ -211,8 +217,12 @@ class Config:
                 "label_descriptions (a TOML/JSON file or a packaged alias such as \"mnre\"), "
                 "and label_descriptions is only read with label_text = \"description\""
             )
+        if self.open_world.none_negatives and self.protocol != "open":
+            raise ConfigError(f"open_world.none_negatives = true needs protocol = \"open\" "
+                              f"(the None samples it trains on), got {self.protocol!r}")
+        if not self.open_world.none_text.strip():
+            raise ConfigError("open_world.none_text = '': the none class needs a text")
         return self
-
 
     def _ranges(self) -> list[tuple[str, Any, bool, str]]:
         """(key, value, whether it is in range, the range in words) for bounded numbers."""

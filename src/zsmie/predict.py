@@ -9,7 +9,8 @@ The model is rebuilt from the run's `config.toml` alone (no training data is rea
 weights loaded from `best.safetensors` (no pickled code). Label prototypes come from the label
 text the run used (`label_text`), or from descriptions given here. With `open_set=True` a
 sample whose best score is under the run's calibrated threshold (`open_set.json`) gets the
-answer "none of these".
+answer "none of these"; for a run trained with a none class (`open_world.none_negatives`) the
+threshold is on the best score minus the score of the none class's text.
 """
 
 from __future__ import annotations
@@ -69,16 +70,23 @@ class LabelSet:
     texts: tuple[str, ...]  # the text each label's prototype is built from
     top_k: int
     threshold: float | None  # open set: "none of these" under it; None: always a label
+    # A run trained with a none class: the threshold is on the top score minus the score of
+    # this text's prototype.
+    none_text: str | None = None
 
-    def predictions(self, samples: Sequence[Sample], scores: torch.Tensor) -> list[Prediction]:
-        """Scores [N, C] of `samples` against these labels -> the top_k best of each, in order."""
+    def predictions(
+        self, samples: Sequence[Sample], scores: torch.Tensor, none_scores: torch.Tensor | None = None
+    ) -> list[Prediction]:
+        """Scores [N, C] of `samples` against these labels (and [N] against `none_text`) ->
+        the top_k best of each, in order."""
         values, indices = scores.topk(min(self.top_k, len(self.labels)), dim=-1)  # best first
+        offsets = [0.0] * len(samples) if none_scores is None else none_scores.tolist()
         out = []
-        for sample, row_values, row_indices in zip(samples, values.tolist(), indices.tolist(),
-                                                   strict=True):
+        for sample, row_values, row_indices, offset in zip(
+                samples, values.tolist(), indices.tolist(), offsets, strict=True):
             ranked = [(self.labels[j], float(v)) for v, j in zip(row_values, row_indices, strict=True)]
             best_label, best_score = ranked[0]
-            rejected = self.threshold is not None and best_score < self.threshold
+            rejected = self.threshold is not None and best_score - offset < self.threshold
             out.append(Prediction(sample.id, ranked, NONE_OF_THESE if rejected else best_label))
         return out
 
@@ -90,16 +98,18 @@ CALIBRATIONS = {
 }
 
 
-def _read_threshold(run: Path) -> tuple[float | None, str | None]:
-    """The run's open-set threshold and how it was calibrated (None, None: not calibrated).
-    Records written before the field existed are leave-one-label-out calibrations."""
+def _read_threshold(run: Path) -> tuple[float | None, str | None, str | None]:
+    """The run's open-set threshold, how it was calibrated, and the none class's text when
+    the threshold is on the margin over it ((None, None, None): not calibrated). Records
+    written before the field existed are leave-one-label-out calibrations."""
     path = run / OPEN_SET_FILE
     if not path.is_file():
-        return None, None
+        return None, None, None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         threshold = record["threshold"]
         calibration = record.get("calibration", "leave-one-label-out")
+        none_text = record.get("none_text")
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not an open-set record ({type(exc).__name__})") from None
     if not isinstance(threshold, int | float) or not math.isfinite(threshold):
@@ -107,7 +117,9 @@ def _read_threshold(run: Path) -> tuple[float | None, str | None]:
     if calibration not in CALIBRATIONS:
         raise DataError(f"{path}: field 'calibration' should be one of {sorted(CALIBRATIONS)}, "
                         f"got {calibration!r}")
-    return float(threshold), calibration
+    if none_text is not None and not (isinstance(none_text, str) and none_text.strip()):
+        raise DataError(f"{path}: field 'none_text' should be a non-empty string, got {none_text!r}")
+    return float(threshold), calibration, none_text
 
 
 def _training_texts(run: Path) -> set[str]:
@@ -143,10 +155,12 @@ class ZeroShotExtractor:
         training_texts: Iterable[str] = (),
         device: str | torch.device = "cpu",
         calibration: str | None = None,
+        none_text: str | None = None,
     ) -> None:
         self.config, self.model = config, model
         self.threshold = threshold  # open-set threshold; None: the run was not calibrated
         self.calibration = calibration  # how: "real-none" or "leave-one-label-out"
+        self.none_text = none_text  # the threshold is on the margin over this text's score
         self.training_texts = set(training_texts)
         self.device = torch.device(device)
         self.last_image_report: dict[str, int] = {}
@@ -161,8 +175,8 @@ class ZeroShotExtractor:
         model.load(run / "best.safetensors")
         model = with_ensemble(model, config, run)
         model.to(device).eval()
-        threshold, calibration = _read_threshold(run)
-        return cls(config, model, threshold, _training_texts(run), device, calibration)
+        threshold, calibration, none_text = _read_threshold(run)
+        return cls(config, model, threshold, _training_texts(run), device, calibration, none_text)
 
     def label_texts(self, labels: Sequence[str], descriptions: Descriptions = None) -> list[str]:
         """The text each label's prototype is built from (run's label_text, or descriptions)."""
@@ -245,7 +259,8 @@ class ZeroShotExtractor:
                 if label in self.training_texts or text in self.training_texts]
         if seen:
             log.warning("labels seen in training (not zero-shot for this run): %s", seen)
-        return LabelSet(tuple(labels), tuple(texts), top_k, threshold)
+        return LabelSet(tuple(labels), tuple(texts), top_k, threshold,
+                        self.none_text if open_set else None)
 
     def rank(
         self, samples: list[Sample], label_set: LabelSet, images: str = "error",
@@ -266,13 +281,16 @@ class ZeroShotExtractor:
         checked = self._with_images([s for samples, _ in requests for s in samples], images)
         if not checked:
             return [[] for _ in requests]
-        texts = dict.fromkeys(text for _, label_set in requests for text in label_set.texts)
+        texts = dict.fromkeys(text for _, label_set in requests
+                              for text in (*label_set.texts, label_set.none_text) if text)
         union = {text: j for j, text in enumerate(texts)}
         scores = self.scores(checked, list(union), batch_size)
         out, start = [], 0
         for samples, label_set in requests:
-            rows = scores[start:start + len(samples)][:, [union[t] for t in label_set.texts]]
-            out.append(label_set.predictions(checked[start:start + len(samples)], rows))
+            block = scores[start:start + len(samples)]
+            rows = block[:, [union[t] for t in label_set.texts]]
+            none = block[:, union[label_set.none_text]] if label_set.none_text else None
+            out.append(label_set.predictions(checked[start:start + len(samples)], rows, none))
             start += len(samples)
         return out
 
@@ -313,5 +331,8 @@ class ZeroShotExtractor:
 
     def calibration_note(self) -> str:
         """Which calibration the open-set threshold comes from, in words."""
-        return CALIBRATIONS.get(self.calibration or "", "not calibrated")
+        note = CALIBRATIONS.get(self.calibration or "", "not calibrated")
+        if self.none_text:
+            note += f", on the margin over the trained none class ({self.none_text!r})"
+        return note
 

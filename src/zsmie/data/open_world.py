@@ -9,19 +9,23 @@ change: the label split and its parts stay exactly as in `zsmie.data.splits`).
   drawn with `numpy.random.default_rng([seed, 2, k])` (k = the relation's position in the
   training label list) gives the first round(test_share * n) to the seen-label test set, the
   next round(val_share * n) to the seen-label validation set; the rest stay in training.
+- None negatives (open protocol, `open_world.none_negatives`): the train part's None samples
+  join training as one more label, NONE_CLASS, after the training labels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from zsmie.data.sample import DataError, Sample
-from zsmie.data.splits import NULL_LABELS
+from zsmie.data.splits import NULL_LABELS, LabelSplit
 
 PARTS = ("train", "val", "test")
+NONE_CLASS = "None"  # the label of the none class trained under open_world.none_negatives
 
 
 def null_samples_by_part(samples: Sequence[Sample], seed: int) -> dict[str, list[Sample]]:
@@ -35,6 +39,18 @@ def null_samples_by_part(samples: Sequence[Sample], seed: int) -> dict[str, list
     cuts = {"train": order[:n_train], "val": order[n_train : n_train + n_third],
             "test": order[n_train + n_third :]}
     return {name: [nulls[i] for i in sorted(cuts[name])] for name in PARTS}
+
+
+def with_none_class(
+    split: LabelSplit, train: Sequence[Sample], samples: Sequence[Sample], seed: int
+) -> tuple[LabelSplit, list[Sample]]:
+    """The training labels and samples plus the none class: the train part's null-label
+    samples (`null_samples_by_part`), labelled NONE_CLASS, after the training samples."""
+    if NONE_CLASS in split.train:
+        raise DataError(f"none negatives: {NONE_CLASS!r} is already a training label")
+    nulls = [dataclasses.replace(s, label=NONE_CLASS)
+             for s in null_samples_by_part(samples, seed)["train"]]
+    return dataclasses.replace(split, train=(*split.train, NONE_CLASS)), [*train, *nulls]
 
 
 @dataclass

@@ -5,7 +5,9 @@
   validation labels; the threshold with the best validation micro-F1 is stored in
   `open_set.json` (`"calibration": "real-none"`, used by `zsmie predict --open-set`) and
   applied to test = test-label samples + test-part None samples. The run's earlier
-  leave-one-label-out threshold, where it had one, is measured on the same test set.
+  leave-one-label-out threshold, where it had one, is measured on the same test set. A run
+  trained with a none class (`open_world.none_negatives`) is scored by each label's margin
+  over the none class's score, and its threshold is on that margin.
 - generalized: candidates = training labels + validation (or test) labels; validation and
   test add the seen-label samples held out of training (zsmie.data.open_world). Only valid
   for runs trained with `protocol = "generalized"` (or models that do not train).
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from zsmie.assemble import Prepared, encode_dataset, feature_cache, split_parts
+from zsmie.assemble import Prepared, encode_dataset, feature_cache, none_class, split_parts
 from zsmie.config import Config, ConfigError, config_to_dict, load_config, save_config
 from zsmie.data.batching import collate
 from zsmie.data.datasets import cap_per_label, load_samples
@@ -95,11 +97,15 @@ def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -
     config = prepared.config
     cap = config.data.max_per_label
     nulls = null_samples_by_part(load_samples(config), config.seed)
+    none = none_class(config)  # with a trained none class: label score minus none score
     scored = {}
     for part in ("val", "test"):
         labels = list(prepared.split.part(part))
         samples = prepared.parts[part] + cap_per_label(nulls[part], cap)
-        scored[part] = (labels, *score_samples(prepared, model, samples, labels, device))
+        scores, gold = score_samples(prepared, model, samples, labels + list(none), device)
+        if none:  # the none column is id C, the "none" answer's id, in `gold` too
+            scores = scores[:, : len(labels)] - scores[:, len(labels):]
+        scored[part] = (labels, scores, gold)
     labels, val_scores, val_gold = scored["val"]
     best = choose_threshold(val_scores.max(1), val_scores.argmax(1), val_gold, len(labels),
                             objective="micro_f1")
@@ -119,12 +125,15 @@ def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -
         "pr_curve_test": _stored_curve(test_scores, test_gold),
     }
     earlier = _earlier_threshold(run)
-    if earlier is not None and "threshold" in earlier:
+    if earlier is not None and "threshold" in earlier and not none:  # not on margins
         result["test_leave_one_label_out"] = open_metrics(test_scores, test_gold, test_labels,
                                                           float(earlier["threshold"]))
     atomic_write_json(run / OPEN_SET_FILE, {
         "threshold": threshold, "calibration": REAL_NONE,
-        "rule": "answer the top label when its score >= threshold, else 'none of these'",
+        **({"none_text": config.open_world.none_text,
+            "rule": "answer the top label when its score minus the score of none_text's "
+                    "prototype >= threshold, else 'none of these'"} if none else
+           {"rule": "answer the top label when its score >= threshold, else 'none of these'"}),
         "criterion": result["calibration"]["criterion"],
         "micro_f1": best["micro_f1"], "macro_f1": best["macro_f1"], "accuracy": best["accuracy"],
         "labels": labels, "samples": int(len(val_gold)),
@@ -200,7 +209,7 @@ TRAINED_FILES = ("best.safetensors", "finetuned.safetensors", "ensemble.json", "
 def trains_as_zero_shot(config: Config) -> bool:
     """The open protocol leaves training as in the zero-shot protocol (the None samples are
     only scored, at validation and test), so a zero-shot run of the same config is its run."""
-    return config.protocol == "open"
+    return config.protocol == "open" and not config.open_world.none_negatives
 
 
 def open_run_from_zero_shot(source: str | Path, run: str | Path, config: Config) -> dict:

@@ -14,10 +14,12 @@ import platform
 from collections import defaultdict
 from pathlib import Path
 
+from zsmie.config import load_config
 from zsmie.evaluation.protocols import PROTOCOLS, open_run_from_zero_shot, trains_as_zero_shot
 from zsmie.experiments.figures import pr_figure
 from zsmie.experiments.runner import (
     Grid,
+    Row,
     collect_records,
     finished,
     finished_elsewhere,
@@ -41,11 +43,20 @@ OPEN_COLUMNS = (
 )
 
 
+def trains_none_class(grid: Grid, row: Row) -> bool:
+    """Whether the row trains on None samples (open_world.none_negatives): open protocol only."""
+    config = load_config(row.config, [*grid.overrides, *row.overrides, "protocol=open"])
+    return config.open_world.none_negatives
+
+
 def protocol_grid(grid: Grid, protocol: str) -> Grid:
-    """The grid with `protocol=<protocol>` for every row, its cells under <out>/<protocol>."""
+    """The grid with `protocol=<protocol>` for every row, its cells under <out>/<protocol>;
+    rows that train a none class are left out of the generalized protocol (no None there)."""
     out = copy.deepcopy(grid)
     out.overrides = [*grid.overrides, f"protocol={protocol}"]
     out.out = grid.out / protocol
+    if protocol != "open":
+        out.rows = [row for row in out.rows if not trains_none_class(grid, row)]
     return out
 
 
@@ -129,7 +140,7 @@ def tables(grid: Grid, records: dict[str, list[dict]]) -> tuple[str, str]:
         head = ["Model", *[name for name, _ in columns], "seeds"]
         lines.extend([f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)])
         rows_records = by_row(records[protocol])
-        for row in grid.rows:
+        for row in protocol_grid(grid, protocol).rows:  # none-class rows: open only
             runs = rows_records.get(row.name, [])
             for variant, label in variants:
                 cells = [f"{row.name}{label}"]
