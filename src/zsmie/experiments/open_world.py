@@ -79,14 +79,16 @@ def evaluate_from_zero_shot(grid: Grid) -> list[Path]:
     return made
 
 
-def run_protocols(grid: Grid, after_seed=None) -> dict[str, list[dict]]:
-    """Run (or reuse) every cell under each protocol, seed by seed (both protocols of a seed
-    before the next seed); `after_seed(records)` is called after each seed. Records carry
+def run_protocols(
+    grid: Grid, after_seed=None, protocols: tuple[str, ...] = PROTOCOLS
+) -> dict[str, list[dict]]:
+    """Run (or reuse) every cell under each of `protocols`, seed by seed (all protocols of a
+    seed before the next seed); `after_seed(records)` is called after each seed. Records carry
     results["open_world"]. Open-protocol cells with a finished zero-shot twin under the
     grid's `zero_shot_out` are evaluated from it instead of trained."""
     records: dict[str, list[dict]] = {protocol: [] for protocol in PROTOCOLS}
     for seed in grid.seeds:
-        for protocol in PROTOCOLS:
+        for protocol in protocols:
             one_seed = protocol_grid(grid, protocol)
             one_seed.seeds = [seed]
             evaluate_from_zero_shot(one_seed)
