@@ -112,7 +112,7 @@ def _get(record: dict, path: tuple[str, ...]) -> float:
 
 def _cell(values: list[float]) -> str:
     mean, std = mean_std(values)
-    return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"  # one seed: no std
 
 
 def by_row(records: list[dict]) -> dict[str, list[dict]]:
@@ -221,12 +221,15 @@ def write_results(
          " each cell's own wall time is `wall_time_s` in its results.json. A row's seeds column"
          " says which seeds it holds; '–': no finished cell."),
         "",
-        "Mean ± sample std over seeds, percent. Open: micro P / R / F1 over the relation labels "
+        "Mean ± sample std over seeds, percent (a row on one seed: its value); the seeds "
+        "column says which seeds each row holds. Open: micro P / R / F1 over the relation labels "
         "(a None sample answered with a relation is a false positive), macro-F1 over the test "
-        "relations plus none, AUROC of the top score as a relation-vs-None detector; the "
-        "threshold has the best validation micro-F1 on validation relations + validation-part "
-        "None samples. 'no reject': always a relation; 'leave-one-label-out threshold': the "
-        "run's earlier open-set threshold (made-up rejections, no real None) on the same test.",
+        "relations plus none, AUROC of the top score as a relation-vs-None detector (a None-"
+        "negatives row: the top score minus the none class's score, the margin its threshold "
+        "is on); the threshold has the best validation micro-F1 on validation relations + "
+        "validation-part None samples. 'no reject': always a relation; 'leave-one-label-out "
+        "threshold': the run's earlier open-set threshold (made-up rejections, no real None) "
+        "on the same test (not for None-negatives rows: that threshold is on raw scores).",
         "Generalized: seen / unseen over the test samples whose gold relation is seen / unseen; "
         "weighted = per-sample accuracy and support-weighted F1, macro = mean per-relation "
         "recall and F1; H = harmonic mean. Calibrated stacking (Chao et al. 2016): a constant "
