@@ -322,3 +322,30 @@ def test_none_negatives_train_a_none_class_and_answer_by_the_margin(none_demo, t
     offered = extractor.predict(samples, labels, open_set=True)
     assert [p.prediction for p in offered] == expected
     assert NONE_OF_THESE in expected and set(expected) - {NONE_OF_THESE}
+
+
+def test_paired_section_pairs_none_negatives_and_stacking_per_seed():
+    from zsmie.experiments.open_world import NONE_NEGATIVES, paired_section
+    from zsmie.experiments.runner import Grid, Row
+
+    rows = [Row("Proto", Path("proto.toml")), Row("Proto, neg", Path("proto.toml"), [NONE_NEGATIVES])]
+    grid = Grid("g", Path("out"), Path("res"), [0, 1, 2], rows)
+
+    def open_record(row, seed, f1):
+        test = {"micro_f1": f1, "macro_f1_with_none": f1, "auroc": f1}
+        return {"row": row, "seed": seed, "open_world": {"test": test}}
+
+    def generalized_record(seed, h, h0):
+        return {"row": "Proto", "seed": seed, "open_world": {
+            "test": {"weighted": {"H_accuracy": h}, "macro": {"H_accuracy": h}},
+            "test_without_stacking": {"weighted": {"H_accuracy": h0}, "macro": {"H_accuracy": h0}}}}
+
+    records = {"open": [open_record("Proto", s, 0.10) for s in range(3)]
+               + [open_record("Proto, neg", s, v) for s, v in enumerate((0.12, 0.14, 0.10))],
+               "generalized": [generalized_record(s, 0.3 + 0.1 * s, 0.2) for s in range(3)]}
+    lines = paired_section(grid, records)
+    # differences 2, 4, 0 points: mean 2, t(2) 95% half-width 4.303 * 2 / sqrt(3) = 4.97
+    assert "| Proto, neg − Proto: open micro F1 | +2.0 [-3.0, +7.0] | 2 / 3 |" in lines
+    # stacking: 10, 20, 30 points above none: mean 20, half-width 4.303 * 10 / sqrt(3) = 24.8
+    assert ("| Proto, calibrated stacking − none: generalized H acc, weighted | "
+            "+20.0 [-4.8, +44.8] | 3 / 3 |") in lines

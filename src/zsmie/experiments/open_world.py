@@ -201,6 +201,53 @@ def figure(grid: Grid, records: list[dict], out: Path, seed: int) -> Path:
                      out, title=f"MNRE open protocol, test, seed {seed} (dot: calibrated threshold)")
 
 
+NONE_NEGATIVES = "open_world.none_negatives=true"
+# (title, protocol, record path of the row, record path it is paired against)
+PAIRED_METRICS = (
+    ("open micro F1", "open", ("test", "micro_f1"), ("test", "micro_f1")),
+    ("open macro-F1 with none", "open", ("test", "macro_f1_with_none"),
+     ("test", "macro_f1_with_none")),
+    ("open AUROC", "open", ("test", "auroc"), ("test", "auroc")),
+    ("generalized H acc, weighted", "generalized", ("test", "weighted", "H_accuracy"),
+     ("test_without_stacking", "weighted", "H_accuracy")),
+    ("generalized H acc, macro", "generalized", ("test", "macro", "H_accuracy"),
+     ("test_without_stacking", "macro", "H_accuracy")),
+)
+
+
+def paired_section(grid: Grid, records: dict[str, list[dict]]) -> list[str]:
+    """Per-seed paired differences (mean, 95% t interval, seeds above): a None-negatives row
+    against the same row without them (open metrics), and calibrated stacking against none
+    for every row (generalized H)."""
+    from zsmie.experiments.significance import paired_difference
+
+    def values(protocol: str, row: str, path: tuple[str, ...]) -> dict[int, float]:
+        return {r["seed"]: 100 * _get(r, path) for r in records[protocol]
+                if r["row"] == row and _has(r, path)}
+
+    pairs = []  # (name, protocol, row a, path a, row b, path b)
+    for row in grid.rows:
+        if NONE_NEGATIVES in row.overrides:
+            base = [r.name for r in grid.rows if r.config == row.config
+                    and sorted(r.overrides) == sorted(set(row.overrides) - {NONE_NEGATIVES})]
+            pairs += [(f"{row.name} − {base[0]}: {title}", protocol, row.name, path, base[0], path)
+                      for title, protocol, path, _, in PAIRED_METRICS[:3] if base]
+        else:
+            pairs += [(f"{row.name}, calibrated stacking − none: {title}", protocol, row.name,
+                       path, row.name, without) for title, protocol, path, without in
+                      PAIRED_METRICS[3:]]
+    lines = ["### Paired differences over seeds", "",
+             "| Difference | mean [95% t interval] | seeds above |", "|---|---|---|"]
+    for name, protocol, row_a, path_a, row_b, path_b in pairs:
+        a, b = values(protocol, row_a, path_a), values(protocol, row_b, path_b)
+        if len(set(a) & set(b)) < 2:
+            continue
+        d = paired_difference(a, b)
+        lines.append(f"| {name} | {d.mean:+.1f} [{d.low:+.1f}, {d.high:+.1f}] | "
+                     f"{d.wins} / {len(d.seeds)} |")
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 def write_results(
     grid: Grid, records: dict[str, list[dict]], command: str, wall: float | None
 ) -> str:
@@ -237,6 +284,7 @@ def write_results(
         "+ validation-relation samples) for the best H of accuracies.",
         "",
         markdown,
+        *paired_section(grid, records),
         constants[0], "", constants[1], "",
         f"![precision-recall]({png.name})", "",
     ])
