@@ -212,9 +212,10 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
     parts["val"] = cap_per_label(parts["val"], config.data.val_max_per_label)
+    none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)
-                                    if label not in none_class(config)])
-    texts.update({label: config.open_world.none_text for label in none_class(config)})
+                                    if label not in none])
+    texts.update({label: config.open_world.none_text for label in none})
 
     model = build_model(config)
     if device is not None:

@@ -40,6 +40,7 @@ from zsmie.evaluation.open_world import (
     open_metrics,
     pr_curve,
 )
+from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
 from zsmie.run_folder import claim_run
@@ -194,8 +195,6 @@ def evaluate_protocol_prepared(
 def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | None = None) -> dict:
     """`zsmie evaluate --run RUN --protocol open|generalized` (with the run's score ensemble
     when it has one, as in training and `evaluate`)."""
-    from zsmie.evaluation.run import load_final_model
-
     run = Path(run_dir)
     prepared, model, device = load_final_model(run, data_dir)
     return evaluate_protocol_prepared(prepared, model, protocol, run, device)
@@ -231,8 +230,6 @@ def open_run_from_zero_shot(source: str | Path, run: str | Path, config: Config)
                 shutil.copy2(source / name, run / name)
         save_config(config, run / "config.toml")
         results = json.loads((source / "results.json").read_text(encoding="utf-8"))
-        from zsmie.evaluation.run import load_final_model
-
         prepared, model, device = load_final_model(run)
         results["open_world"] = evaluate_protocol_prepared(prepared, model, "open", run, device)
         results["trained_in"] = str(source)
