@@ -28,6 +28,7 @@ from zsmie.data.labels import label_texts, read_descriptions
 from zsmie.data.open_world import NONE_CLASS, hold_out_seen, with_none_class
 from zsmie.data.sample import Sample
 from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
+from zsmie.data.types import LabelTexts, types_from_name
 from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir, file_digest
 from zsmie.encoders.text import EncodedText, TextEncoder
 from zsmie.encoders.vision import VisionEncoder, build_vision_encoder
@@ -49,8 +50,11 @@ class Prepared:
     model: ZeroShotModel
     datasets: dict[str, SampleDataset]
 
-    def texts(self, part: str) -> list[str]:
-        return [self.label_text[label] for label in self.split.part(part)]
+    def texts(self, part: str) -> LabelTexts:
+        """The part's label texts, with the argument types their names spell (data.types)."""
+        labels = self.split.part(part)
+        return LabelTexts([self.label_text[label] for label in labels],
+                          [types_from_name(label) for label in labels])
 
     def data_summary(self) -> dict:
         return {

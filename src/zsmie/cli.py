@@ -327,6 +327,27 @@ def calibrate(
     _print_json({k: record[k] for k in ("threshold", "macro_f1", "accuracy", "labels", "samples")})
 
 
+@app.command("type-prior")
+def type_prior(
+    run: Path = typer.Option(..., help="a finished MRE run folder"),
+    data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+) -> None:
+    """Choose the type-aware score (typing source, temperature, weight) on the run's
+    validation split; writes RUN/type_prior.json, which predict, serve and evaluate apply."""
+    from zsmie.training.type_prior import fit_run
+
+    _setup_logging()
+    try:
+        record = fit_run(run, str(data_dir) if data_dir else None)
+    except (*USER_ERRORS, ValueError) as exc:
+        _fail(exc)
+    _print_json({"type_prior": record["type_prior"],
+                 "without_type_prior": {p: {k: v for k, v in m.items() if k in ("f1", "accuracy")}
+                                        for p, m in record["without_type_prior"].items()},
+                 **{p: {k: v for k, v in record[p].items() if k in ("f1", "accuracy")}
+                    for p in ("val", "test")}})
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Check and convert data files.")
 app.add_typer(data_app, name="data")
 

@@ -121,6 +121,9 @@ class TrainConfig:
     ensemble_search: bool = False
     # L2-SP: l2sp / 2 * ||theta - theta_0||^2 over the trainable weights (0 = off).
     l2sp: float = 0.0
+    # The type-aware score (zsmie.models.typing, MRE only): after the searches above, the
+    # typing source, temperature and weight lambda chosen on validation F1 (type_prior.json).
+    type_search: bool = False
 
 
 @dataclass
@@ -222,6 +225,9 @@ class Config:
                               f"(the None samples it trains on), got {self.protocol!r}")
         if not self.open_world.none_text.strip():
             raise ConfigError("open_world.none_text = '': the none class needs a text")
+        if self.train.type_search and self.task != "mre":
+            raise ConfigError("train.type_search = true needs task = \"mre\": the type prior "
+                              "checks a relation's argument types; MET's labels are the types")
         return self
 
     def _ranges(self) -> list[tuple[str, Any, bool, str]]:

@@ -36,11 +36,13 @@ from zsmie.data.images import apply_image_policy
 from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
+from zsmie.data.types import LabelTexts, Types, parse_labels, types_from_name
 from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
 from zsmie.evaluation.run import load_run_config
 from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import ZeroShotModel
+from zsmie.models.typing import with_type_prior
 
 log = logging.getLogger(__name__)
 SampleLike = Sample | Mapping[str, Any]
@@ -73,6 +75,13 @@ class LabelSet:
     # A run trained with a none class: the threshold is on the top score minus the score of
     # this text's prototype.
     none_text: str | None = None
+    # Each label's (head, tail) argument types (zsmie.data.types), for a run with a type
+    # prior; empty: untyped.
+    types: tuple[Types, ...] = ()
+
+    def label_texts(self) -> LabelTexts:
+        """The labels' texts with their types, as a model's label side reads them."""
+        return LabelTexts(self.texts, self.types or None)
 
     def predictions(
         self, samples: Sequence[Sample], scores: torch.Tensor, none_scores: torch.Tensor | None = None
@@ -173,7 +182,7 @@ class ZeroShotExtractor:
         config = load_run_config(run)
         model = build_model(config)
         model.load(run / "best.safetensors")
-        model = with_ensemble(model, config, run)
+        model = with_type_prior(with_ensemble(model, config, run), config, run)
         model.to(device).eval()
         threshold, calibration, none_text = _read_threshold(run)
         return cls(config, model, threshold, _training_texts(run), device, calibration, none_text)
@@ -248,11 +257,20 @@ class ZeroShotExtractor:
         top_k: int = 5,
         open_set: bool = False,
     ) -> LabelSet:
-        """Check the candidate labels and the answer settings once, for any number of samples."""
+        """Check the candidate labels and the answer settings once, for any number of samples.
+
+        `labels`: names (a typed path such as `/per/loc/place_of_birth` carries its argument
+        types), or objects {"name", "head_type", "tail_type"} (zsmie.data.types)."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k = {top_k!r}: must be an integer, at least 1")
         # A string is one comma-separated list, as `--labels` reads it (not its characters).
         labels = split_labels(labels) if isinstance(labels, str) else list(labels)
+        if any(not isinstance(label, str) for label in labels):  # typed label objects
+            parsed = parse_labels(labels)
+            labels, types = [p.name for p in parsed], tuple(p.types for p in parsed)
+        else:  # names: the types their paths spell (`/per/loc/place_of_birth`), if any
+            check_label_set(labels, "labels")
+            types = tuple(types_from_name(label) for label in labels)
         texts = self.label_texts(labels, descriptions)
         threshold = self._open_set_threshold(labels) if open_set else None
         seen = [label for label, text in zip(labels, texts, strict=True)
@@ -260,7 +278,7 @@ class ZeroShotExtractor:
         if seen:
             log.warning("labels seen in training (not zero-shot for this run): %s", seen)
         return LabelSet(tuple(labels), tuple(texts), top_k, threshold,
-                        self.none_text if open_set else None)
+                        self.none_text if open_set else None, types)
 
     def rank(
         self, samples: list[Sample], label_set: LabelSet, images: str = "error",
@@ -281,15 +299,21 @@ class ZeroShotExtractor:
         checked = self._with_images([s for samples, _ in requests for s in samples], images)
         if not checked:
             return [[] for _ in requests]
-        texts = dict.fromkeys(text for _, label_set in requests
-                              for text in (*label_set.texts, label_set.none_text) if text)
-        union = {text: j for j, text in enumerate(texts)}
-        scores = self.scores(checked, list(union), batch_size)
+        untyped = (None, None)
+        columns = dict.fromkeys(
+            column for _, label_set in requests
+            for column in (*zip(label_set.texts, label_set.label_texts().types, strict=True),
+                           (label_set.none_text, untyped)) if column[0])
+        union = {column: j for j, column in enumerate(columns)}
+        texts = LabelTexts([text for text, _ in union], [types for _, types in union])
+        scores = self.scores(checked, texts, batch_size)
         out, start = [], 0
         for samples, label_set in requests:
             block = scores[start:start + len(samples)]
-            rows = block[:, [union[t] for t in label_set.texts]]
-            none = block[:, union[label_set.none_text]] if label_set.none_text else None
+            rows = block[:, [union[c] for c in zip(label_set.texts, label_set.label_texts().types,
+                                                   strict=True)]]
+            none = (block[:, union[(label_set.none_text, untyped)]] if label_set.none_text
+                    else None)
             out.append(label_set.predictions(checked[start:start + len(samples)], rows, none))
             start += len(samples)
         return out

@@ -24,6 +24,7 @@ LOCK = ".lock"
 # replaced run would be read as the new run's (ensemble.json sets the final model's mix).
 RUN_FILES = ("config.toml", "metrics.jsonl", "data.json", "best.safetensors", "results.json",
              "open_set.json", "train.log", "checkpoint", "finetuned.safetensors", "ensemble.json",
+             "type_prior.json",
              "open_world_open.json", "open_world_generalized.json", "open_pr.png")
 _YOUNG_S = 10.0  # a lock file this young without a pid in it is still being written
 

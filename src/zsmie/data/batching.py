@@ -31,6 +31,7 @@ class Batch:
     pixel_values: Tensor | None = None  # [n_with_image, 3, H, W]
     text_states: Tensor | None = None  # [B, L, d] precomputed, frozen encoder
     image_states: Tensor | None = None  # [B, P, d_v] precomputed, frozen encoder
+    entities: tuple[tuple[str, str | None], ...] | None = None  # (head, tail) mention texts
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {
@@ -67,7 +68,9 @@ class SampleDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         sample = self.samples[i]
-        item = {"index": i, "encoded": self.encoded[i], "label": self.labels[i]}
+        item = {"index": i, "encoded": self.encoded[i], "label": self.labels[i],
+                "entities": (sample.entity_text(sample.head),
+                             sample.entity_text(sample.tail) if sample.tail else None)}
         if self.image_states is not None:
             if self.image_states[i] is not None:
                 item["image_states"] = self.image_states[i]
@@ -102,6 +105,8 @@ def collate(items: list[dict], pad_id: int = 0) -> Batch:
         pixel_values=torch.stack(pixels) if pixels else None,
         text_states=pad_sequences(states) if len(states) == len(items) else None,
         image_states=_image_states(items),
+        entities=tuple(it["entities"] for it in items) if all("entities" in it for it in items)
+        else None,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from zsmie.data.types import LabelTexts
 from zsmie.evaluation.metrics import classification_metrics
 from zsmie.models.pipeline import ZeroShotModel
 
@@ -61,7 +62,7 @@ def label_prototypes(model: ZeroShotModel, texts: list[str], cache: dict) -> Ten
     """Prototypes [C, d], each label encoded once per step; reused while the encoder is frozen."""
     if model.text.finetune:
         return model.prototypes(texts)
-    key = tuple(texts)
+    key = texts.key() if isinstance(texts, LabelTexts) else tuple(texts)
     if key not in cache:
         with torch.no_grad():
             cache[key] = model.prototypes(texts)

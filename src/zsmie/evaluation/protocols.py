@@ -32,6 +32,7 @@ from zsmie.data.datasets import cap_per_label, load_samples
 from zsmie.data.images import apply_image_policy
 from zsmie.data.open_world import hold_out_seen, null_samples_by_part
 from zsmie.data.sample import Sample
+from zsmie.data.types import LabelTexts, types_from_name
 from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.open_set import OPEN_SET_FILE, choose_threshold
 from zsmie.evaluation.open_world import (
@@ -69,7 +70,9 @@ def score_samples(
                         collate_fn=functools.partial(
                             collate, pad_id=model.text.tokenizer.pad_token_id or 0))
     model.eval()
-    prototypes = label_prototypes(model, [prepared.label_text[label] for label in labels], {})
+    texts = LabelTexts([prepared.label_text[label] for label in labels],
+                       [types_from_name(label) for label in labels])
+    prototypes = label_prototypes(model, texts, {})
     predictions = run_model(model, loader, prototypes, device=device)
     gold = predictions.labels.numpy().copy()
     gold[gold < 0] = len(labels)
@@ -201,7 +204,8 @@ def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | No
 
 
 # What an open-protocol copy of a zero-shot run keeps: its training (not the checkpoint).
-TRAINED_FILES = ("best.safetensors", "finetuned.safetensors", "ensemble.json", "data.json",
+TRAINED_FILES = ("best.safetensors", "finetuned.safetensors", "ensemble.json", "type_prior.json",
+                 "data.json",
                  "metrics.jsonl", "open_set.json", "train.log")
 
 

@@ -15,6 +15,7 @@ from zsmie.config import Config, load_config
 from zsmie.evaluation.inference import evaluate_part
 from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import read_weights
+from zsmie.models.typing import with_type_prior
 
 
 @dataclass
@@ -56,7 +57,8 @@ def load_final_model(run: Path, data_dir: str | None = None) -> tuple[Prepared, 
     device = make_accelerator(config).device
     prepared = prepare(config, device)
     prepared.model.load(run / "best.safetensors")
-    return prepared, with_ensemble(prepared.model, config, run).to(device), device
+    model = with_type_prior(with_ensemble(prepared.model, config, run), config, run)
+    return prepared, model.to(device), device
 
 
 def load_run(
@@ -70,7 +72,7 @@ def load_run(
         prepared = prepare(config, accelerator.device)
     prepared.model.load(run / "best.safetensors")
     data = loaders(prepared, config)
-    model = with_ensemble(prepared.model, config, run)
+    model = with_type_prior(with_ensemble(prepared.model, config, run), config, run)
     model, val_loader, test_loader = accelerator.prepare(model, data["val"], data["test"])
     return LoadedRun(prepared, accelerator, model, {"val": val_loader, "test": test_loader})
 

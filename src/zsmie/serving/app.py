@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zsmie.data.sample import DataError
+from zsmie.models.typing import TypePriored
 from zsmie.predict import ZeroShotExtractor
 from zsmie.serving.batcher import MicroBatcher
 
@@ -40,7 +41,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     samples: list[dict] = Field(min_length=1)
-    labels: list[str] = Field(min_length=1)
+    labels: list[str | dict] = Field(min_length=1)  # names, or {name, head_type, tail_type}
     descriptions: dict[str, str] | None = None
     top_k: int = Field(5, ge=1)
     open_set: bool = False
@@ -104,7 +105,8 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "task": extractor.config.task, "model": extractor.config.model.name,
-                "open_set": extractor.threshold is not None, "limits": asdict(limits)}
+                "open_set": extractor.threshold is not None,
+                "type_prior": isinstance(extractor.model, TypePriored), "limits": asdict(limits)}
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:

@@ -35,6 +35,7 @@ from zsmie.training.checkpoint import (
     save_checkpoint,
     trim_metrics,
 )
+from zsmie.training.type_prior import choose_type_prior
 
 log = logging.getLogger(__name__)
 SUMMARY = ("precision", "recall", "f1", "accuracy")
@@ -207,6 +208,10 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         chosen = robust.choose(config, prepared, core, val_loader, accelerator, out)
     weight = chosen["ensemble_weight"] if chosen else config.model.ensemble_weight
     final = ensembled(core, config, weight)
+    type_prior = None
+    if config.train.type_search:  # the type-aware score, chosen on validation
+        final, type_prior = choose_type_prior(config, prepared, final.to(accelerator.device),
+                                              val_loader, accelerator, out)
     if final is not core:  # its prototypes are pairs: a fresh cache
         model, cache = final.to(accelerator.device), {}
     results = {
@@ -222,6 +227,8 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
     }
     if chosen is not None:
         results["robust"] = chosen
+    if type_prior is not None:
+        results["type_prior"] = {k: v for k, v in type_prior.items() if k not in ("typer", "grid")}
     if main:
         # Cheap (two passes over validation): the "none of these" threshold for `predict`.
         open_set = calibrate_prepared(prepared, accelerator.unwrap_model(model), out,

@@ -1,0 +1,177 @@
+"""Choose the type-aware score (zsmie.models.typing) on validation, after training.
+
+The final model (best weights, WiSE-FT, score ensemble) scores the validation samples once;
+every candidate (source, temperature, lambda) is then a matrix sum, scored by validation
+macro-F1. Lambda is searched as a multiple of the scores' typical spread (the mean over
+samples of their standard deviation over labels), so one grid fits every model's scale
+(cosine in [-1, 1] training-free, cosine x 10 for Proto, z-scores for an ensemble); the
+absolute lambda is stored. Ties keep the plainer setting (smaller lambda, phrases before the
+typer, lower temperature). lambda = 0 (the model as it was) is always a candidate, so
+validation F1 never drops.
+
+The typer (source `typer` and `both`) is a balanced logistic regression on the untouched
+encoder's mention embeddings, fitted on the training part's arguments with the types their
+labels' paths give: seen relations only, so nothing of the unseen labels leaks into it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from zsmie.assemble import loaders, make_accelerator, prepare
+from zsmie.config import Config, save_config
+from zsmie.data.sample import Sample
+from zsmie.data.types import DEFAULT_TYPES, types_from_name
+from zsmie.evaluation.inference import evaluate_part, label_prototypes, run_model
+from zsmie.evaluation.metrics import classification_metrics
+from zsmie.evaluation.open_set import OPEN_SET_FILE, calibrate_prepared
+from zsmie.evaluation.run import load_run_config
+from zsmie.io import atomic_write_json
+from zsmie.models.ensemble import with_ensemble
+from zsmie.models.typing import TYPE_PRIOR_FILE, MentionTyper, frozen_encoder, type_term, typed
+
+log = logging.getLogger(__name__)
+MULTIPLIERS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+TEMPERATURES = (0.02, 0.05, 0.1)
+TYPER_MAX_PER_TYPE = 2000  # arguments per type the typer is fitted on (a random sample)
+
+
+def argument_types(samples: list[Sample], vocabulary=DEFAULT_TYPES) -> tuple[list[str], list[str]]:
+    """(mention texts, types) of every argument whose label's path gives its type."""
+    texts, types = [], []
+    for sample in samples:
+        head, tail = types_from_name(sample.label or "", vocabulary)
+        for span, kind in ((sample.head, head), (sample.tail, tail)):
+            if span is not None and kind is not None:
+                texts.append(sample.entity_text(span))
+                types.append(kind)
+    return texts, types
+
+
+def fit_typer(typer: MentionTyper, samples: list[Sample], seed: int) -> dict | None:
+    """A balanced logistic regression from mention embeddings to types, on the arguments of
+    `samples` (the training part); None when they show fewer than two types."""
+    texts, types = argument_types(samples, typer.types)
+    if len(set(types)) < 2:
+        log.info("type prior: no typer (the training arguments show %d type(s))", len(set(types)))
+        return None
+    rng = torch.Generator().manual_seed(seed)
+    keep = []
+    for kind in sorted(set(types)):
+        rows = [i for i, t in enumerate(types) if t == kind]
+        order = torch.randperm(len(rows), generator=rng)[:TYPER_MAX_PER_TYPE].tolist()
+        keep += [rows[i] for i in sorted(order)]
+    embedded = typer.embed([texts[i] for i in keep]).numpy()
+    model = LogisticRegression(class_weight="balanced", max_iter=2000, C=1.0)
+    model.fit(embedded, [types[i] for i in keep])
+    accuracy = float(model.score(embedded, [types[i] for i in keep]))
+    log.info("type prior: typer fitted on %d training arguments (%s), training accuracy %.3f",
+             len(keep), dict(sorted((k, types.count(k)) for k in set(types))), accuracy)
+    return {"classes": [str(c) for c in model.classes_], "coef": model.coef_.tolist(),
+            "intercept": model.intercept_.tolist(), "fitted_on": len(keep),
+            "train_accuracy": round(accuracy, 4)} if len(model.classes_) > 2 else {
+        # binary: sklearn keeps one row (the second class); as two rows it is the same softmax
+        "classes": [str(c) for c in model.classes_],
+        "coef": [[0.0] * model.coef_.shape[1], model.coef_[0].tolist()],
+        "intercept": [0.0, float(model.intercept_[0])], "fitted_on": len(keep),
+        "train_accuracy": round(accuracy, 4)}
+
+
+def candidates(typer_record: dict | None) -> list[tuple[str, float]]:
+    """(source, temperature) pairs to try; the typer's temperature is not used (1)."""
+    out = [("phrases", t) for t in TEMPERATURES]
+    if typer_record is not None:
+        out += [("typer", 1.0)] + [("both", t) for t in TEMPERATURES]
+    return out
+
+
+def search(scores: torch.Tensor, gold: torch.Tensor, labels: list[str], samples: list[Sample],
+           encoder, vocabulary: dict[str, str], typer_record: dict | None) -> dict:
+    """The setting of highest validation macro-F1 over (source, temperature, lambda)."""
+    label_types = tuple(types_from_name(label, vocabulary) for label in labels)
+    spread = float(scores.std(-1, unbiased=False).mean())
+    heads = [s.entity_text(s.head) for s in samples]
+    tails = [s.entity_text(s.tail) for s in samples]
+    probe = MentionTyper(encoder, vocabulary)
+    head_emb, tail_emb = probe.embed(heads), probe.embed(tails)
+
+    def f1_of(matrix: torch.Tensor) -> float:
+        return classification_metrics(gold.tolist(), matrix.argmax(-1).tolist(), labels)["f1"]
+
+    table: dict[str, float] = {}
+    best = (f1_of(scores), 0.0, "phrases", TEMPERATURES[0])
+    table["lambda=0"] = round(best[0], 6)
+    for source, temperature in candidates(typer_record):
+        typer = MentionTyper(encoder, vocabulary, source, temperature, typer_record)
+        term = type_term(typer.from_embeddings(head_emb), typer.from_embeddings(tail_emb),
+                         label_types, list(vocabulary))
+        for multiple in MULTIPLIERS[1:]:
+            f1 = f1_of(scores + multiple * spread * term)
+            table[f"{source} T={temperature:g} m={multiple:g}"] = round(f1, 6)
+            if f1 > best[0]:
+                best = (f1, multiple * spread, source, temperature)
+    f1, weight, source, temperature = best
+    return {"weight": weight, "source": source, "temperature": temperature, "types": vocabulary,
+            "typer": typer_record if source != "phrases" else None, "spread": spread,
+            "val_f1": f1, "chosen_on": "validation macro-F1", "grid": table}
+
+
+@torch.no_grad()
+def choose_type_prior(config: Config, prepared, model, val_loader, accelerator, out: Path):
+    """Search the type prior for `model` (the run's final model) on validation; write
+    type_prior.json. Returns (the model with the chosen term, the record)."""
+    if config.task != "mre":
+        raise ValueError("train.type_search: the type prior ranks relations by their "
+                         "arguments' types; it applies to MRE only (MET's labels are the types)")
+    labels = list(prepared.split.part("val"))
+    texts = prepared.texts("val")
+    predictions = run_model(model, val_loader, label_prototypes(model, list(texts), {}),
+                            accelerator)
+    dataset = prepared.datasets["val"]
+    samples = [dataset.samples[i] for i in predictions.index.tolist()]
+    encoder = frozen_encoder(model, config)
+    probe = MentionTyper(encoder, DEFAULT_TYPES)
+    typer_record = fit_typer(probe, prepared.parts["train"], config.seed)
+    record = search(predictions.scores, predictions.labels, labels, samples, encoder,
+                    dict(DEFAULT_TYPES), typer_record)
+    if accelerator is None or accelerator.is_main_process:
+        atomic_write_json(Path(out) / TYPE_PRIOR_FILE, record)
+    log.info("type prior: %s, lambda %.4g (%.2f x spread), T %g: validation F1 %.4f (%.4f "
+             "without)", record["source"], record["weight"],
+             record["weight"] / max(record["spread"], 1e-9), record["temperature"],
+             record["val_f1"], record["grid"]["lambda=0"])
+    return typed(model, config, record, encoder), record
+
+
+def fit_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
+    """Choose the type prior for a finished run (any model, trained with or without it) on
+    its validation split, after the fact: writes type_prior.json, re-calibrates the open-set
+    threshold with it, and records in results.json the validation and test figures with it
+    (those without it kept under `without_type_prior`). Returns that part of results.json."""
+    run = Path(run_dir)
+    config = load_run_config(run, data_dir)
+    device = make_accelerator(config).device
+    prepared = prepare(config, device)
+    prepared.model.load(run / "best.safetensors")
+    base = with_ensemble(prepared.model, config, run).to(device)
+    data = loaders(prepared, config)
+    without = {part: evaluate_part(prepared, base, data[part], part) for part in ("val", "test")}
+    model, record = choose_type_prior(config, prepared, base, data["val"], None, run)
+    model = model.to(device)
+    after = {part: evaluate_part(prepared, model, data[part], part) for part in ("val", "test")}
+    if (run / OPEN_SET_FILE).is_file():
+        calibrate_prepared(prepared, model, run, device)
+    config.train.type_search = True
+    save_config(config, run / "config.toml")
+    results_path = run / "results.json"
+    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
+    results.setdefault("without_type_prior", without)
+    results.update(after)
+    results["type_prior"] = {k: v for k, v in record.items() if k not in ("typer", "grid")}
+    atomic_write_json(results_path, results)
+    return {"type_prior": results["type_prior"], "without_type_prior": without, **after}
