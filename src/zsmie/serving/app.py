@@ -19,6 +19,7 @@ import json
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -41,7 +42,8 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     samples: list[dict] = Field(min_length=1)
-    labels: list[str | dict] = Field(min_length=1)  # names, or {name, head_type, tail_type}
+    # names, or {name, head_type, tail_type} objects (checked by the extractor: zsmie.data.types)
+    labels: list[Any] = Field(min_length=1)
     descriptions: dict[str, str] | None = None
     top_k: int = Field(5, ge=1)
     open_set: bool = False
