@@ -180,3 +180,15 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     typed_gap = dict(typed.ranked)["/per/loc/place_of_birth"] - dict(typed.ranked)["/per/per/couple"]
     plain = dict(untyped.ranked)
     assert typed_gap > plain["place_of_birth"] - plain["couple"] + 0.01  # the tail is no person
+    # chosen again after the fact (`zsmie type-prior`): the same choice on the same validation
+    # data, the figures without it kept beside
+    from cli_helpers import invoke
+
+    result = invoke("type-prior", "--run", str(tmp_path / "run"), "--data-dir", str(mnre_dir))
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "run" / "type_prior.json").read_text())
+    assert (again["source"], again["temperature"]) == (record["source"], record["temperature"])
+    assert again["weight"] == pytest.approx(record["weight"], rel=1e-4)
+    kept = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert kept["without_type_prior"]["val"]["f1"] == pytest.approx(record["grid"]["lambda=0"], abs=1e-6)
+    assert kept["val"]["f1"] == pytest.approx(record["val_f1"], abs=1e-6)
