@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from zsmie.config import load_config
+from zsmie.data.types import types_from_name
 from zsmie.experiments.significance import paired_difference
 from zsmie.io import atomic_write_text
 from zsmie.training.trainer import train
@@ -66,6 +67,24 @@ def run_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict:
 def figures(record: dict, prior: str, part: str) -> dict:
     """A cell's metrics of `part` without or with the type prior."""
     return (record["without_type_prior"] if prior == "without" else record)[part]
+
+
+def signature_groups(by_seed: dict[int, dict]) -> dict[tuple[str, str], list[float]]:
+    """Per-relation test F1 grouped by whether the relation's type signature is shared with
+    another test relation of its split ("shared" / "alone"), and the person-person ones."""
+    out: dict[tuple[str, str], list[float]] = {
+        (g, p): [] for g in ("shared", "alone", "per-per") for p in ("without", "with")}
+    for record in by_seed.values():
+        labels = record["test"]["labels"]
+        signature = {label: types_from_name(label) for label in labels}
+        for prior in ("without", "with"):
+            per_label = figures(record, prior, "test")["per_label"]
+            for label in labels:
+                shared = sum(signature[other] == signature[label] for other in labels) > 1
+                out[("shared" if shared else "alone", prior)].append(per_label[label]["f1"])
+                if signature[label] == ("per", "per"):
+                    out[("per-per", prior)].append(per_label[label]["f1"])
+    return out
 
 
 def summary(values: list[float]) -> str:
@@ -110,6 +129,17 @@ def tables(cells: dict[str, dict[int, dict]], command: str, notes: list[str]) ->
         lines.append(f"| {TITLES[row]} | {100 * d_f1.mean:+.1f} | [{100 * d_f1.low:+.1f}, "
                      f"{100 * d_f1.high:+.1f}] | {d_f1.wins} of {len(d_f1.seeds)} | "
                      f"{100 * d_acc.mean:+.1f} | [{100 * d_acc.low:+.1f}, {100 * d_acc.high:+.1f}] |")
+    lines += ["", "Per-relation test F1 by type signature, pooled over (seed, relation): relations "
+              "that share their (head, tail) types with another test relation of the split "
+              "(the prior cannot separate them) and relations alone with theirs:", "",
+              "| Row | shared: without | shared: with | alone: without | alone: with | "
+              "person-person: without | person-person: with |", "|---|---|---|---|---|---|---|"]
+    for row, by_seed in cells.items():
+        groups = signature_groups(by_seed)
+        lines.append(f"| {TITLES[row]} | " + " | ".join(
+            f"{100 * statistics.mean(groups[(g, p)]):.1f} (n={len(groups[(g, p)])})"
+            if groups[(g, p)] else "–"
+            for g in ("shared", "alone", "per-per") for p in ("without", "with")) + " |")
     lines += ["", "Chosen on validation (source, lambda as a multiple of the score spread, T):", ""]
     for row, by_seed in cells.items():
         chosen = [f"seed {s}: {r['type_prior']['source']} "

@@ -172,5 +172,7 @@ def test_recommended_config_trains_end_to_end_on_a_slice_of_mnre(mnre_dir, tmp_p
     chosen = results["robust"]
     assert len(chosen["val_f1"]) == len(WISE_GRID) * len(ENSEMBLE_GRID)
     assert len(results["test"]["labels"]) == 7
-    again = evaluate_run(tmp_path / "run")
+    prior = json.loads((tmp_path / "run" / "type_prior.json").read_text())  # train.type_search
+    assert results["type_prior"]["weight"] == prior["weight"]
+    again = evaluate_run(tmp_path / "run")  # the ensemble and the type prior, from the folder
     assert again["test"]["f1"] == pytest.approx(results["test"]["f1"], abs=1e-6)
