@@ -133,3 +133,14 @@ def test_a_label_without_a_description_falls_back_to_its_verbalised_text(client)
     assert response.status_code == 200, response.text
     ranked = response.json()["predictions"][0]["ranked"]
     assert sorted(r["label"] for r in ranked) == ["employer", "spouse"]
+
+
+def test_typed_label_objects_answer_under_their_names(client, extractor):
+    """Labels given as {name, head_type, tail_type} (zsmie.data.types) rank as their names;
+    the demo run has no type prior, so the types change no score."""
+    typed = client.post("/predict", json={"samples": [BIRTH], "labels": [
+        {"name": "place_of_birth", "head_type": "per", "tail_type": "loc"},
+        {"name": "subsidiary", "head_type": "org", "tail_type": "org"}]})
+    assert typed.status_code == 200, typed.text
+    plain = extractor.predict([BIRTH], ["place_of_birth", "subsidiary"])
+    assert close(typed.json()["predictions"], [p.as_dict() for p in plain])
