@@ -23,6 +23,25 @@ USER_ERRORS = (ConfigError, DataError, EncoderError, RunFolderError, OSError)
 OVERWRITE_HELP = "replace the run in a non-empty OUT (without it a non-empty OUT is refused)"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"zsmie {version('zsmie')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("zsmie (not installed: no version metadata)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 metavar="", help="print the installed version and exit"),
+) -> None:
+    pass
+
+
 def _setup_logging(run_dir: Path | None = None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if run_dir is not None and _main_process():  # the others must not write before its claim
