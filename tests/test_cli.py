@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from importlib.metadata import version
+from pathlib import Path
 
+import pytest
 from cli_helpers import invoke
 
 
@@ -11,3 +15,56 @@ def test_version_prints_the_installed_package_version():
     result = invoke("--version")
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"zsmie {version('zsmie')}"
+
+
+FAST = ["train.progress=false", "feature_cache=memory", "train.epochs=1", "train.steps_per_epoch=2"]
+
+
+def sets(*overrides: str) -> list[str]:
+    return [a for s in overrides for a in ("--set", s)]
+
+
+def one_line_error(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and all(p in errors[0] for p in parts), result.output
+
+
+def printed_json(result) -> dict:
+    text = result.stdout
+    return json.loads(text[text.index("\n{") + 1:] if not text.startswith("{") else text)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("cli") / "run"
+    result = invoke("demo", "--out", str(run), *sets(*FAST))
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_resume_is_a_flag_beside_out_for_train_and_demo(demo_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    test = json.loads((run / "results.json").read_text())["test"]["f1"]
+    # the refusal advises --resume beside --out, and that command exists for demo too
+    one_line_error(invoke("demo", "--out", str(run), *sets(*FAST)),
+                   "is not empty", "add --resume (beside this --out)", "--overwrite")
+    for args in (("demo", "--out", str(run), "--resume"),
+                 ("train", "--resume", "--out", str(run)),
+                 ("train", "--resume", str(run))):  # the older form: --resume RUN
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+        printed = printed_json(result)
+        assert printed["run"] == str(run) and printed["test"]["f1"] == test, args
+    one_line_error(invoke("demo", "--out", str(run), "--resume", *sets("seed=1")),
+                   "--set and --overwrite are not accepted with it")
+    one_line_error(invoke("train", "--out", str(run), "--resume", "--config", "x.toml"),
+                   "--config, --set, --data-dir and --overwrite are not accepted with it")
+    one_line_error(invoke("train", "--out", str(run), "--resume", str(tmp_path)),
+                   "names the run folder and so does --out")
+    one_line_error(invoke("train", "--resume"), "train needs --config and --out",
+                   "--out RUN --resume")
+    for command in ("train", "demo"):
+        one_line_error(invoke(command, "--out", str(tmp_path / "empty"), "--resume"),
+                       "no config.toml; not a zsmie run folder")

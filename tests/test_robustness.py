@@ -40,8 +40,9 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | two writers at once | the second stops: "another zsmie process (pid N)" | test_a_second_writer_is_refused |
 | lock left by a killed run | taken over (the pid is gone) | test_a_stale_lock_is_taken_over |
 | a run failing before its first checkpoint in a new folder | the folder is removed again | test_a_failed_start_leaves_no_run_folder |
-| run killed with SIGKILL, then `--resume` | identical results to an uninterrupted run | test_resume.py::test_killed_run_resumes_to_the_uninterrupted_results |
+| run killed with SIGKILL, then `--out RUN --resume` (or `--resume RUN`) | identical results to an uninterrupted run | test_resume.py::test_killed_run_resumes_to_the_uninterrupted_results |
 | `--resume` of a folder that is no run | one-line error | test_resume.py::test_resume_refuses_a_folder_that_is_not_a_run |
+| `--resume`: a flag beside `--out` of `train` and `demo`; the older `train --resume RUN` | both continue the run; the refusal of a non-empty `--out` advises it | test_cli.py::test_resume_is_a_flag_beside_out_for_train_and_demo |
 | damaged `checkpoint/state.json` | one-line error naming the file, exit 2, folder kept | test_a_damaged_checkpoint_state_is_a_clear_error |
 | loss becomes NaN | stops; names only the files that exist | test_non_finite_loss_names_only_files_that_exist |
 | **Weights and output files** | | |

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
@@ -20,6 +21,8 @@ from zsmie.run_folder import RunFolderError, claim_run
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # OSError: files that cannot be read or written (the messages name them).
 USER_ERRORS = (ConfigError, DataError, EncoderError, RunFolderError, OSError)
+RESUME_HELP = ("continue the run in OUT from its last epoch checkpoint, with its saved config.toml "
+               "(after a crash or a kill)")
 OVERWRITE_HELP = "replace the run in a non-empty OUT (without it a non-empty OUT is refused)"
 
 
@@ -71,6 +74,35 @@ def _claim(run: Path, resume: bool, overwrite: bool):
     return claim_run(run, resume, overwrite) if _main_process() else contextlib.nullcontext()
 
 
+def _resume(run: Path) -> dict:
+    from zsmie.training.trainer import resume_run
+
+    return resume_run(run)
+
+
+class _ResumeCommand(TyperCommand):
+    """`--resume` is a flag beside `--out` (`train --out RUN --resume`); the older form
+    `--resume RUN` (or `--resume=RUN`) still works and reads as `--out RUN --resume`."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg.startswith("--resume="):
+                run = arg.split("=", 1)[1]
+            elif arg == "--resume" and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                run = args.pop(i + 1)
+            else:
+                continue
+            if any(a == "--out" or a.startswith("--out=") for a in args):
+                _fail(ConfigError(f"--resume {run} names the run folder and so does --out: "
+                                  "give it once, as --out RUN --resume"))
+            args[i:i + 1] = ["--out", run, "--resume"]
+            break
+        return super().parse_args(ctx, args)
+
+
 def _print_json(data: dict) -> None:
     if _main_process():
         typer.echo(json.dumps(data, indent=2))
@@ -98,30 +130,29 @@ def splits(
         _fail(exc)
 
 
-@app.command()
+@app.command(cls=_ResumeCommand)
 def train(
     config: Path | None = typer.Option(None, help="TOML config file"),
     out: Path | None = typer.Option(None, help="run folder to write"),
     data_dir: Path | None = typer.Option(None, help="dataset folder (sets data.dir)"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
-    resume: Path | None = typer.Option(None, help="continue this run folder after a crash"),
+    resume: bool = typer.Option(False, "--resume", metavar="", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train a model, select it on validation, and write test metrics to OUT/results.json."""
-    from zsmie.training.trainer import NonFiniteLoss, resume_run
+    from zsmie.training.trainer import NonFiniteLoss
     from zsmie.training.trainer import train as run_training
 
-    if resume is None and (config is None or out is None):
-        _fail(ConfigError("train needs --config and --out (or --resume RUN)"))
-    run = resume if resume is not None else out
+    if out is None or (config is None and not resume):
+        _fail(ConfigError("train needs --config and --out (or --out RUN --resume to continue a run)"))
     try:
-        if resume is not None and (config is not None or set_ or data_dir is not None or overwrite):
+        if resume and (config is not None or set_ or data_dir is not None or overwrite):
             raise ConfigError("--resume continues a run with its saved config.toml; "
                               "--config, --set, --data-dir and --overwrite are not accepted with it")
-        with _claim(run, resume is not None, overwrite):
-            _setup_logging(run)
-            if resume is not None:
-                results = resume_run(resume)
+        with _claim(out, resume, overwrite):
+            _setup_logging(out)
+            if resume:
+                results = _resume(out)
             else:
                 cfg = load_config(config, set_)
                 if data_dir is not None:
@@ -129,7 +160,7 @@ def train(
                 results = run_training(cfg, out, overwrite=overwrite)
     except (*USER_ERRORS, NonFiniteLoss) as exc:
         _fail(exc)
-    _print_json({"run": str(run), "best_epoch": results["best_epoch"], "test": _brief(results)})
+    _print_json({"run": str(out), "best_epoch": results["best_epoch"], "test": _brief(results)})
 
 
 @app.command()
@@ -238,10 +269,11 @@ def figures_tsne(
     typer.echo(str(path))
 
 
-@app.command()
+@app.command(cls=_ResumeCommand)
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),
     set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", metavar="", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train and evaluate on the embedded demo data (60 invented posts; not a benchmark)."""
@@ -249,9 +281,15 @@ def demo(
 
     config_file = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
     try:
-        with _claim(out, False, overwrite):
+        if resume and (set_ or overwrite):
+            raise ConfigError("--resume continues a run with its saved config.toml; "
+                              "--set and --overwrite are not accepted with it")
+        with _claim(out, resume, overwrite):
             _setup_logging(out)
-            results = run_training(load_config(config_file, set_), out, overwrite=overwrite)
+            if resume:
+                results = _resume(out)
+            else:
+                results = run_training(load_config(config_file, set_), out, overwrite=overwrite)
     except USER_ERRORS as exc:
         _fail(exc)
     if _main_process():
