@@ -17,6 +17,7 @@ def test_version_prints_the_installed_package_version():
     assert result.output.strip() == f"zsmie {version('zsmie')}"
 
 
+REPO = Path(__file__).resolve().parents[1]
 FAST = ["train.progress=false", "feature_cache=memory", "train.epochs=1", "train.steps_per_epoch=2"]
 
 
@@ -68,3 +69,23 @@ def test_resume_is_a_flag_beside_out_for_train_and_demo(demo_run, tmp_path):
     for command in ("train", "demo"):
         one_line_error(invoke(command, "--out", str(tmp_path / "empty"), "--resume"),
                        "no config.toml; not a zsmie run folder")
+
+
+def test_set_errors_name_set_not_the_config_file(demo_run, tmp_path):
+    config = REPO / "configs" / "mre_proto.toml"
+    for args in (("train", "--config", str(config), "--out", str(tmp_path / "a")),
+                 ("demo", "--out", str(tmp_path / "b")),
+                 ("evaluate", "--run", str(demo_run))):
+        result = invoke(*args, *sets("seed=1", "model.experts=abc"))
+        one_line_error(result, "error: --set model.experts=abc: model.experts = 'abc': expected int")
+        assert "toml" not in result.output, result.output
+        one_line_error(invoke(*args, "--set", "noequals"), "--set 'noequals': expected key=value")
+    # a value that only clashes with the file names the --set that brings the clash
+    one_line_error(invoke("train", "--config", str(config), "--out", str(tmp_path / "a"),
+                          *sets("label_text=description")), "error: --set label_text=description: ")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('task = "mrx"\n')
+    one_line_error(invoke("train", "--config", str(bad), "--out", str(tmp_path / "a"), *sets("seed=1")),
+                   f"error: {bad}: task = 'mrx'")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+

@@ -28,6 +28,7 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | broken image given to `predict` | error, or blank under `images=blank` | test_predict.py::test_image_models_score_samples_with_without_and_with_broken_images |
 | **Configuration** | | |
 | unknown key, wrong type, value outside a choice, missing file | one-line error naming the key | test_config.py::test_bad_overrides_name_the_key, ::test_missing_config_file_is_a_clear_error |
+| a bad `--set` beside a config file | the error names `--set KEY=VALUE`, not the file | test_cli.py::test_set_errors_name_set_not_the_config_file |
 | `train.lr` nan / inf / 0, `seed=-1`, `steps_per_epoch=-5`, `dropout=1.5`, `device=tpu`, ... | one-line error naming the key and the allowed range | test_config_values_out_of_range_name_key_and_range |
 | grid without rows, unknown grid key | one-line error | test_runner.py::test_bad_grids_are_clear_errors |
 | labels: none, duplicates, empty names, `"none of these"` | one-line error | test_predict.py::test_bad_label_sets_are_clear_errors |

@@ -154,7 +154,7 @@ def train(
             if resume:
                 results = _resume(out)
             else:
-                cfg = load_config(config, set_)
+                cfg = load_config(config, set_, set_flag="--set")
                 if data_dir is not None:
                     cfg.data.dir = str(data_dir)
                 results = run_training(cfg, out, overwrite=overwrite)
@@ -289,7 +289,8 @@ def demo(
             if resume:
                 results = _resume(out)
             else:
-                results = run_training(load_config(config_file, set_), out, overwrite=overwrite)
+                results = run_training(load_config(config_file, set_, set_flag="--set"), out,
+                                       overwrite=overwrite)
     except USER_ERRORS as exc:
         _fail(exc)
     if _main_process():
