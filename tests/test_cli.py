@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import invoke
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from zsmie.cli import app
+from zsmie.data.datasets import FORMATS
 
 
 def test_version_prints_the_installed_package_version():
@@ -89,3 +94,25 @@ def test_set_errors_name_set_not_the_config_file(demo_run, tmp_path):
                    f"error: {bad}: task = 'mrx'")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
+
+def every_command(command=None, path=()):
+    command = command or get_command(app)
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from every_command(sub, (*path, name))
+
+
+def test_help_texts_are_written_for_users():
+    helps = {}
+    for path in every_command():
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        helps[" ".join(path)] = result.output
+    assert {"train", "demo", "predict", "figures tsne", "data convert"} <= set(helps)
+    for name, text in helps.items():
+        for placeholder in ("<bool>", "<list", "Thin:", "calls the library"):
+            assert placeholder not in text, (name, placeholder, text)
+    assert "Zero-shot multimodal information extraction" in helps[""]
+    assert all(f in helps["splits"] and f in helps["data convert"] for f in FORMATS)
+    assert "a file of label descriptions, TOML or JSON" in helps["predict"]
+    assert "KEY=VALUE" in helps["train"] and "--resume" in helps["demo"]

@@ -34,6 +34,7 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | labels: none, duplicates, empty names, `"none of these"` | one-line error | test_predict.py::test_bad_label_sets_are_clear_errors |
 | Python API `labels="a,b"` (a string) | one comma-separated list, not its characters | test_a_labels_string_is_one_comma_separated_list |
 | `--open-set` | a flag: its help shows no value | test_open_set_help_shows_a_flag |
+| every command's `--help` | no `<bool>` / `<list[str]>` placeholders; `--format`, `--descriptions` say what they take | test_cli.py::test_help_texts_are_written_for_users |
 | **Run folders** | | |
 | `train` / `demo --out` onto a finished run | refused (exit 2) unless `--overwrite`; the run is untouched | test_a_finished_run_is_not_overwritten |
 | `--out` onto a crashed run with a checkpoint | refused: `--resume` continues it, `--overwrite` replaces it | test_a_crashed_run_needs_resume_or_overwrite |
