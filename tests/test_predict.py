@@ -283,8 +283,10 @@ def test_image_models_score_samples_with_without_and_with_broken_images(extracto
     (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])  # truncated
     posts = [{**BIRTH, "id": "ok", "image": "ok.png"}, {**BIRTH, "id": "none"},
              {**BIRTH, "id": "cut", "image": "cut.png"}]
-    with pytest.raises(DataError, match=r"samples\[2\]: field 'image' .*cut.png' is unreadable"):
+    with pytest.raises(DataError, match=r"samples\[2\]: field 'image' .*cut.png' is unreadable") as caught:
         extractor.predict(posts, UNSEEN, base_dir=tmp_path)
+    # the advice names predict's own option, not the training config's data.image_dir
+    assert "Pass --images blank" in str(caught.value) and "data.image_dir" not in str(caught.value)
     predictions = extractor.predict(posts, UNSEEN, images="blank", base_dir=tmp_path)
     assert [p.id for p in predictions] == ["ok", "none", "cut"]
     assert extractor.last_image_report == {"samples": 3, "with_image": 1, "no_image_given": 1,
