@@ -69,8 +69,8 @@ def check_hub(name: str) -> None:
 
     if constants.HF_HUB_OFFLINE or _hub_answers(constants.ENDPOINT, HUB_PROBE_S):
         return
-    log.info("the model hub %s did not answer within %.0f s: loading %r from the local cache only",
-             constants.ENDPOINT, HUB_PROBE_S, name)
+    log.debug("the model hub %s did not answer within %.0f s: loading %r from the local cache only",
+              constants.ENDPOINT, HUB_PROBE_S, name)
     os.environ["HF_HUB_OFFLINE"] = "1"
     constants.HF_HUB_OFFLINE = True
     _offline_since_probe = constants.ENDPOINT
