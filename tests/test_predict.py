@@ -120,6 +120,14 @@ def test_bad_samples_are_clear_errors(extractor):
         extractor.predict([Sample("oops", ("a",), Span(0, 3), Span(0, 1), None)], UNSEEN)
 
 
+def test_entities_may_be_given_as_strings(extractor):
+    named = {**BIRTH, "id": "named", "head": "Clara Weiss", "tail": {"text": "Vienna", "occurrence": 1}}
+    spans, strings = extractor.predict([BIRTH, named], UNSEEN)
+    assert same_ranking(spans.ranked, strings.ranked)
+    with pytest.raises(DataError, match=r"samples\[1\]: field 'tail' 'Berlin' is not in the text"):
+        extractor.predict([BIRTH, {**BIRTH, "tail": "Berlin"}], UNSEEN)
+
+
 def test_descriptions_replace_label_names(extractor, tmp_path):
     described = {"place_of_birth": "the person was born in the place",
                  "subsidiary": "the company is owned by the other company"}

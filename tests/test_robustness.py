@@ -9,6 +9,7 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | line that is not JSON, not UTF-8, a lone surrogate escape, a BOM | `file:line` error (BOM accepted) | test_jsonl.py::test_bad_records_name_file_line_and_field, ::test_bytes_that_are_not_text_name_their_line |
 | span outside the tokens / text, unknown field, empty label, tokens and text | `file:line` error naming the field | test_jsonl.py::test_bad_records_name_file_line_and_field |
 | entity or text of blanks only | `file:line` error | test_jsonl.py::test_entities_and_texts_must_hold_text |
+| entity given as a string that is absent, repeated without `occurrence`, or a bad occurrence | `file:line` error naming the field (`samples[i]` in the APIs) | test_jsonl.py::test_entity_strings_absent_or_ambiguous_name_line_and_field |
 | head == tail span, crossing head and tail spans (nested is allowed) | `file:line` error | test_head_and_tail_must_be_two_entities |
 | arbitrary bytes, text, JSON, huge lines fed to `data check` | every problem listed with its line, no crash | test_data_tools.py::test_check_survives_* |
 | repeated ids, mixed MRE and MET, missing image (`data check`) | a problem each | test_data_tools.py::test_check_reports_every_problem_with_its_line |
