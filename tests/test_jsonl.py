@@ -70,3 +70,45 @@ def test_entities_and_texts_must_hold_text(tmp_path):
         read_jsonl(write(tmp_path, {"tokens": ["a", " "], "head": [0, 1], "tail": [1, 2]}))
     with pytest.raises(DataError, match=r"data.jsonl:1: empty text"):
         read_jsonl(write(tmp_path, {"tokens": [" ", "\t"], "head": [0, 1]}))
+
+
+def test_entities_given_as_strings_are_found_in_the_text_or_tokens(tmp_path):
+    post = "Paris Hilton flew to Paris"
+    path = write(
+        tmp_path,
+        {"text": "Violinist Clara Weiss was born in Vienna", "head": "Clara Weiss", "tail": "Vienna"},
+        {"text": post, "head": "Paris Hilton", "tail": {"text": "Paris", "occurrence": 2}},
+        {"text": post, "head": {"text": "Paris", "occurrence": 1}, "tail": "paris hilton"},
+        {"tokens": post.split(), "head": "Paris Hilton", "tail": {"text": "Paris", "occurrence": 2}},
+        {"tokens": ["OBAMA", "visited", "Kenya"], "head": "Obama"},  # no exact match: any case
+        {"text": "Obama was born in Hawaii", "head": [0, 5], "tail": "Hawaii"},  # mixed forms
+    )
+    weiss, second, nested, tokens, typed, mixed = read_jsonl(path)
+    assert (weiss.entity_text(weiss.head), weiss.entity_text(weiss.tail)) == ("Clara Weiss", "Vienna")
+    assert second.tokens == tuple(post.split()) and (second.head, second.tail) == (Span(0, 2), Span(4, 5))
+    assert (nested.head, nested.tail) == (Span(0, 1), Span(0, 2))
+    assert (tokens.head, tokens.tail) == (Span(0, 2), Span(4, 5))
+    assert typed.task == "met" and typed.head == Span(0, 1)
+    assert (mixed.head, mixed.tail) == (Span(0, 1), Span(4, 5))
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"text": "Paris Hilton flew to Paris", "head": "Paris Hilton", "tail": "Paris"},
+         r"data.jsonl:1: field 'tail' 'Paris' occurs 2 times in the text; say which: "
+         r'\{"text": "Paris", "occurrence": N\} \(N from 1 to 2\), or give a \[start, end\] span'),
+        ({"text": "Clara Weiss was born in Vienna", "head": "Clara", "tail": "Berlin"},
+         r"data.jsonl:1: field 'tail' 'Berlin' is not in the text"),
+        ({"tokens": ["Clara", "Weiss"], "head": "Clara W"}, r"field 'head' 'Clara W' is not in the tokens"),
+        ({"text": "a b a", "head": {"text": "a", "occurrence": 3}},
+         r"field 'head' occurrence 3 of 'a': it occurs 2 time\(s\) in the text"),
+        ({"text": "a b", "head": {"text": "a", "occurrence": 0}}, r"field 'head' occurrence should be"),
+        ({"text": "a b", "head": {"text": "a", "nth": 1}}, r"field 'head' as an object takes 'text'"),
+        ({"text": "a b", "head": " "}, r"field 'head' should be \[start, end\] integers, the entity"),
+        ({"text": "a b", "head": 3}, r"field 'head' should be \[start, end\] integers, the entity"),
+    ],
+)
+def test_entity_strings_absent_or_ambiguous_name_line_and_field(tmp_path, record, message):
+    with pytest.raises(DataError, match=message):
+        read_jsonl(write(tmp_path, record))

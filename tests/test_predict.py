@@ -120,6 +120,14 @@ def test_bad_samples_are_clear_errors(extractor):
         extractor.predict([Sample("oops", ("a",), Span(0, 3), Span(0, 1), None)], UNSEEN)
 
 
+def test_entities_may_be_given_as_strings(extractor):
+    named = {**BIRTH, "id": "named", "head": "Clara Weiss", "tail": {"text": "Vienna", "occurrence": 1}}
+    spans, strings = extractor.predict([BIRTH, named], UNSEEN)
+    assert same_ranking(spans.ranked, strings.ranked)
+    with pytest.raises(DataError, match=r"samples\[1\]: field 'tail' 'Berlin' is not in the text"):
+        extractor.predict([BIRTH, {**BIRTH, "tail": "Berlin"}], UNSEEN)
+
+
 def test_descriptions_replace_label_names(extractor, tmp_path):
     described = {"place_of_birth": "the person was born in the place",
                  "subsidiary": "the company is owned by the other company"}
@@ -283,8 +291,10 @@ def test_image_models_score_samples_with_without_and_with_broken_images(extracto
     (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])  # truncated
     posts = [{**BIRTH, "id": "ok", "image": "ok.png"}, {**BIRTH, "id": "none"},
              {**BIRTH, "id": "cut", "image": "cut.png"}]
-    with pytest.raises(DataError, match=r"samples\[2\]: field 'image' .*cut.png' is unreadable"):
+    with pytest.raises(DataError, match=r"samples\[2\]: field 'image' .*cut.png' is unreadable") as caught:
         extractor.predict(posts, UNSEEN, base_dir=tmp_path)
+    # the advice names predict's own option, not the training config's data.image_dir
+    assert "Pass --images blank" in str(caught.value) and "data.image_dir" not in str(caught.value)
     predictions = extractor.predict(posts, UNSEEN, images="blank", base_dir=tmp_path)
     assert [p.id for p in predictions] == ["ok", "none", "cut"]
     assert extractor.last_image_report == {"samples": 3, "with_image": 1, "no_image_given": 1,

@@ -9,6 +9,7 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | line that is not JSON, not UTF-8, a lone surrogate escape, a BOM | `file:line` error (BOM accepted) | test_jsonl.py::test_bad_records_name_file_line_and_field, ::test_bytes_that_are_not_text_name_their_line |
 | span outside the tokens / text, unknown field, empty label, tokens and text | `file:line` error naming the field | test_jsonl.py::test_bad_records_name_file_line_and_field |
 | entity or text of blanks only | `file:line` error | test_jsonl.py::test_entities_and_texts_must_hold_text |
+| entity given as a string that is absent, repeated without `occurrence`, or a bad occurrence | `file:line` error naming the field (`samples[i]` in the APIs) | test_jsonl.py::test_entity_strings_absent_or_ambiguous_name_line_and_field |
 | head == tail span, crossing head and tail spans (nested is allowed) | `file:line` error | test_head_and_tail_must_be_two_entities |
 | arbitrary bytes, text, JSON, huge lines fed to `data check` | every problem listed with its line, no crash | test_data_tools.py::test_check_survives_* |
 | repeated ids, mixed MRE and MET, missing image (`data check`) | a problem each | test_data_tools.py::test_check_reports_every_problem_with_its_line |
@@ -28,11 +29,13 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | broken image given to `predict` | error, or blank under `images=blank` | test_predict.py::test_image_models_score_samples_with_without_and_with_broken_images |
 | **Configuration** | | |
 | unknown key, wrong type, value outside a choice, missing file | one-line error naming the key | test_config.py::test_bad_overrides_name_the_key, ::test_missing_config_file_is_a_clear_error |
+| a bad `--set` beside a config file | the error names `--set KEY=VALUE`, not the file | test_cli.py::test_set_errors_name_set_not_the_config_file |
 | `train.lr` nan / inf / 0, `seed=-1`, `steps_per_epoch=-5`, `dropout=1.5`, `device=tpu`, ... | one-line error naming the key and the allowed range | test_config_values_out_of_range_name_key_and_range |
 | grid without rows, unknown grid key | one-line error | test_runner.py::test_bad_grids_are_clear_errors |
 | labels: none, duplicates, empty names, `"none of these"` | one-line error | test_predict.py::test_bad_label_sets_are_clear_errors |
 | Python API `labels="a,b"` (a string) | one comma-separated list, not its characters | test_a_labels_string_is_one_comma_separated_list |
 | `--open-set` | a flag: its help shows no value | test_open_set_help_shows_a_flag |
+| every command's `--help` | no `<bool>` / `<list[str]>` placeholders; `--format`, `--descriptions` say what they take | test_cli.py::test_help_texts_are_written_for_users |
 | **Run folders** | | |
 | `train` / `demo --out` onto a finished run | refused (exit 2) unless `--overwrite`; the run is untouched | test_a_finished_run_is_not_overwritten |
 | `--out` onto a crashed run with a checkpoint | refused: `--resume` continues it, `--overwrite` replaces it | test_a_crashed_run_needs_resume_or_overwrite |
@@ -40,8 +43,9 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | two writers at once | the second stops: "another zsmie process (pid N)" | test_a_second_writer_is_refused |
 | lock left by a killed run | taken over (the pid is gone) | test_a_stale_lock_is_taken_over |
 | a run failing before its first checkpoint in a new folder | the folder is removed again | test_a_failed_start_leaves_no_run_folder |
-| run killed with SIGKILL, then `--resume` | identical results to an uninterrupted run | test_resume.py::test_killed_run_resumes_to_the_uninterrupted_results |
+| run killed with SIGKILL, then `--out RUN --resume` (or `--resume RUN`) | identical results to an uninterrupted run | test_resume.py::test_killed_run_resumes_to_the_uninterrupted_results |
 | `--resume` of a folder that is no run | one-line error | test_resume.py::test_resume_refuses_a_folder_that_is_not_a_run |
+| `--resume`: a flag beside `--out` of `train` and `demo`; the older `train --resume RUN` | both continue the run; the refusal of a non-empty `--out` advises it | test_cli.py::test_resume_is_a_flag_beside_out_for_train_and_demo |
 | damaged `checkpoint/state.json` | one-line error naming the file, exit 2, folder kept | test_a_damaged_checkpoint_state_is_a_clear_error |
 | loss becomes NaN | stops; names only the files that exist | test_non_finite_loss_names_only_files_that_exist |
 | **Weights and output files** | | |

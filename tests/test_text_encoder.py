@@ -1,6 +1,10 @@
+import time
+
+import pytest
 import torch
 
 from zsmie.data.sample import Sample, Span
+from zsmie.encoders.packaged import EncoderError
 from zsmie.encoders.text import gather_entity_vector, insert_markers, masked_mean
 
 
@@ -74,3 +78,28 @@ def test_frozen_encoder_has_no_trainable_weights_and_no_dropout(minilm):
     minilm.train()
     assert not any(p.requires_grad for p in minilm.parameters())
     assert not minilm.model.training
+
+
+def test_an_unreachable_hub_fails_in_seconds_with_one_message(monkeypatch, caplog):
+    from huggingface_hub import constants
+
+    from zsmie.encoders import packaged
+    from zsmie.encoders.text import TextEncoder
+
+    # a hub that never answers (a name that does not resolve), with offline mode off as on a user's machine
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored afterwards (the probe sets it)
+    monkeypatch.setattr(packaged, "_offline_since_probe", None)
+    start = time.monotonic()
+    with pytest.raises(EncoderError) as caught:
+        TextEncoder("zsmie-tests/no-such-model")
+    assert time.monotonic() - start < 20
+    message = str(caught.value)
+    assert message.startswith("cannot load encoder 'zsmie-tests/no-such-model': the model hub "
+                              "https://hub.invalid did not answer within 3 s")
+    assert "\n" not in message and constants.HF_HUB_OFFLINE is True
+    # a local folder is never probed
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(packaged, "_hub_answers", lambda *_: pytest.fail("probed a local folder"))
+    packaged.check_hub(".")

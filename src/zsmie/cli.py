@@ -11,16 +11,62 @@ from importlib import resources
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
 from zsmie.encoders.packaged import EncoderError
 from zsmie.run_folder import RunFolderError, claim_run
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+class _HelpFlag:
+    """`--help` is a flag: no value placeholder beside it in the help."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_HelpFlag, TyperCommand):
+    pass
+
+
+class _Group(_HelpFlag, TyperGroup):
+    pass
+
+
+app = typer.Typer(
+    cls=_Group, add_completion=False, no_args_is_help=True,
+    help="Zero-shot multimodal information extraction: rank relation or entity-type labels that "
+         "were never seen in training for posts (text and image). Train a run with `demo` or "
+         "`train`, then use it with `predict` or `serve`.",
+)
 # OSError: files that cannot be read or written (the messages name them).
 USER_ERRORS = (ConfigError, DataError, EncoderError, RunFolderError, OSError)
+RESUME_HELP = ("continue the run in OUT from its last epoch checkpoint, with its saved config.toml "
+               "(after a crash or a kill)")
 OVERWRITE_HELP = "replace the run in a non-empty OUT (without it a non-empty OUT is refused)"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"zsmie {version('zsmie')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("zsmie (not installed: no version metadata)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 metavar="", help="print the installed version and exit"),
+) -> None:
+    pass
 
 
 def _setup_logging(run_dir: Path | None = None) -> None:
@@ -52,17 +98,48 @@ def _claim(run: Path, resume: bool, overwrite: bool):
     return claim_run(run, resume, overwrite) if _main_process() else contextlib.nullcontext()
 
 
+def _resume(run: Path) -> dict:
+    from zsmie.training.trainer import resume_run
+
+    return resume_run(run)
+
+
+class _ResumeCommand(_Command):
+    """`--resume` is a flag beside `--out` (`train --out RUN --resume`); the older form
+    `--resume RUN` (or `--resume=RUN`) still works and reads as `--out RUN --resume`."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg.startswith("--resume="):
+                run = arg.split("=", 1)[1]
+            elif arg == "--resume" and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                run = args.pop(i + 1)
+            else:
+                continue
+            if any(a == "--out" or a.startswith("--out=") for a in args):
+                _fail(ConfigError(f"--resume {run} names the run folder and so does --out: "
+                                  "give it once, as --out RUN --resume"))
+            args[i:i + 1] = ["--out", run, "--resume"]
+            break
+        return super().parse_args(ctx, args)
+
+
 def _print_json(data: dict) -> None:
     if _main_process():
         typer.echo(json.dumps(data, indent=2))
 
 
-@app.command()
+@app.command(cls=_Command)
 def splits(
     task: str = typer.Option("mre", help="mre or met"),
     data_dir: Path = typer.Option(..., help="dataset folder"),
     seed: int = typer.Option(0, help="split seed (MET: run 0, 1 or 2)"),
-    data_format: str = typer.Option("", "--format", help="data format (default: by task)"),
+    data_format: str = typer.Option(
+        "", "--format", help="the dataset's format: mnre | wikidiverse | jsonl | demo "
+        "(default: mnre for --task mre, wikidiverse for --task met)"),
 ) -> None:
     """Print the zero-shot label split as JSON: {"train": [...], "val": [...], "test": [...]}."""
     from zsmie.data.datasets import load_samples
@@ -79,46 +156,47 @@ def splits(
         _fail(exc)
 
 
-@app.command()
+@app.command(cls=_ResumeCommand)
 def train(
     config: Path | None = typer.Option(None, help="TOML config file"),
     out: Path | None = typer.Option(None, help="run folder to write"),
     data_dir: Path | None = typer.Option(None, help="dataset folder (sets data.dir)"),
-    set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
-    resume: Path | None = typer.Option(None, help="continue this run folder after a crash"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="change one config setting, e.g. train.epochs=3 (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", metavar="", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train a model, select it on validation, and write test metrics to OUT/results.json."""
-    from zsmie.training.trainer import NonFiniteLoss, resume_run
+    from zsmie.training.trainer import NonFiniteLoss
     from zsmie.training.trainer import train as run_training
 
-    if resume is None and (config is None or out is None):
-        _fail(ConfigError("train needs --config and --out (or --resume RUN)"))
-    run = resume if resume is not None else out
+    if out is None or (config is None and not resume):
+        _fail(ConfigError("train needs --config and --out (or --out RUN --resume to continue a run)"))
     try:
-        if resume is not None and (config is not None or set_ or data_dir is not None or overwrite):
+        if resume and (config is not None or set_ or data_dir is not None or overwrite):
             raise ConfigError("--resume continues a run with its saved config.toml; "
                               "--config, --set, --data-dir and --overwrite are not accepted with it")
-        with _claim(run, resume is not None, overwrite):
-            _setup_logging(run)
-            if resume is not None:
-                results = resume_run(resume)
+        with _claim(out, resume, overwrite):
+            _setup_logging(out)
+            if resume:
+                results = _resume(out)
             else:
-                cfg = load_config(config, set_)
+                cfg = load_config(config, set_, set_flag="--set")
                 if data_dir is not None:
                     cfg.data.dir = str(data_dir)
                 results = run_training(cfg, out, overwrite=overwrite)
     except (*USER_ERRORS, NonFiniteLoss) as exc:
         _fail(exc)
-    _print_json({"run": str(run), "best_epoch": results["best_epoch"], "test": _brief(results)})
+    _print_json({"run": str(out), "best_epoch": results["best_epoch"], "test": _brief(results)})
 
 
-@app.command()
+@app.command(cls=_Command)
 def evaluate(
     run: Path = typer.Option(..., help="a finished run folder"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
     set_: list[str] = typer.Option(
-        [], "--set", help="evaluation-time override, e.g. model.force_expert=3 (repeatable)"
+        [], "--set", metavar="KEY=VALUE",
+        help="change an evaluation-time setting, e.g. model.force_expert=3 (repeatable)"
     ),
     protocol: str = typer.Option(
         "zero_shot", help="zero_shot | open (None samples added) | generalized (seen + unseen)"
@@ -144,10 +222,10 @@ def evaluate(
     _print_json({"run": str(run), "val": _brief(results, "val"), "test": _brief(results)})
 
 
-@app.command()
+@app.command(cls=_Command)
 def experiment(
     config: Path = typer.Option(..., help="grid TOML (rows x seeds), see experiments/"),
-    row: list[str] = typer.Option([], help="run only these rows (repeatable)"),
+    row: list[str] = typer.Option([], metavar="ROW", help="run only this row of the grid (repeatable)"),
 ) -> None:
     """Run a grid of runs (resuming finished cells) and write its results table."""
     from zsmie.experiments.runner import load_grid, run_grid, write_table
@@ -162,11 +240,11 @@ def experiment(
     typer.echo(write_table(grid, records, command=command))
 
 
-figures = typer.Typer(no_args_is_help=True, help="The paper's analysis figures, as PNG files.")
+figures = typer.Typer(cls=_Group, no_args_is_help=True, help="The paper's analysis figures, as PNG files.")
 app.add_typer(figures, name="figures")
 
 
-@figures.command("sweep")
+@figures.command("sweep", cls=_Command)
 def figures_sweep(
     grid: Path = typer.Option(..., help="a grid TOML whose cells have run (e.g. experts_sweep)"),
     key: str = typer.Option(..., help="the swept config key: model.experts, model.beta, ..."),
@@ -182,7 +260,7 @@ def figures_sweep(
         _fail(exc)
 
 
-@figures.command("experts")
+@figures.command("experts", cls=_Command)
 def figures_experts(
     run: Path = typer.Option(..., help="a finished MG-VMoE run folder"),
     out: Path | None = typer.Option(None, help="PNG to write (default: RUN/experts.png)"),
@@ -198,11 +276,12 @@ def figures_experts(
         _fail(exc)
 
 
-@figures.command("tsne")
+@figures.command("tsne", cls=_Command)
 def figures_tsne(
-    run: list[Path] = typer.Option(..., help="finished run folders, one panel each (repeatable)"),
-    name: list[str] = typer.Option([], help="panel titles, one per --run (repeatable)"),
-    label: list[str] = typer.Option([], help="plot only these labels (repeatable)"),
+    run: list[Path] = typer.Option(..., metavar="RUN", help="a finished run folder, one panel each "
+                                  "(repeatable)"),
+    name: list[str] = typer.Option([], metavar="TITLE", help="a panel title, one per --run (repeatable)"),
+    label: list[str] = typer.Option([], metavar="LABEL", help="plot only this label (repeatable)"),
     out: Path | None = typer.Option(None, help="PNG to write (default: first RUN/tsne.png)"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
     seed: int = typer.Option(0, help="t-SNE random state"),
@@ -219,10 +298,12 @@ def figures_tsne(
     typer.echo(str(path))
 
 
-@app.command()
+@app.command(cls=_ResumeCommand)
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),
-    set_: list[str] = typer.Option([], "--set", help="override: key=value (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="change one config setting, e.g. train.epochs=3 (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", metavar="", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help=OVERWRITE_HELP),
 ) -> None:
     """Train and evaluate on the embedded demo data (60 invented posts; not a benchmark)."""
@@ -230,9 +311,16 @@ def demo(
 
     config_file = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
     try:
-        with _claim(out, False, overwrite):
+        if resume and (set_ or overwrite):
+            raise ConfigError("--resume continues a run with its saved config.toml; "
+                              "--set and --overwrite are not accepted with it")
+        with _claim(out, resume, overwrite):
             _setup_logging(out)
-            results = run_training(load_config(config_file, set_), out, overwrite=overwrite)
+            if resume:
+                results = _resume(out)
+            else:
+                results = run_training(load_config(config_file, set_, set_flag="--set"), out,
+                                       overwrite=overwrite)
     except USER_ERRORS as exc:
         _fail(exc)
     if _main_process():
@@ -240,14 +328,18 @@ def demo(
     _print_json({"run": str(out), "test": _brief(results)})
 
 
-@app.command()
+@app.command(cls=_Command)
 def predict(
     run: Path = typer.Option(..., help="a finished run folder"),
-    input_file: Path = typer.Option(..., "--input", help="samples, JSONL (see README)"),
+    input_file: Path = typer.Option(
+        ..., "--input", help="the posts to label: a JSONL file, one post a line (see README)"
+    ),
     labels: str = typer.Option("", help='candidate labels, comma-separated: "a,b,c"'),
     labels_file: Path | None = typer.Option(None, help="candidate labels, one per line"),
     descriptions: str | None = typer.Option(
-        None, help="label -> description map (TOML/JSON file, or a packaged alias: mnre)"
+        None, metavar="FILE",
+        help="a file of label descriptions, TOML or JSON: a map from each label to its "
+             "description (label = \"...\"), or the packaged alias mnre (MNRE's relations)"
     ),
     top_k: int = typer.Option(5, help="labels kept per sample, best first"),
     open_set: bool = typer.Option(
@@ -257,8 +349,8 @@ def predict(
     images: str = typer.Option("error", help="a given image that is missing or unreadable: error | blank"),
     output: Path | None = typer.Option(None, help="JSONL file to write (default: stdout)"),
     chunk_size: int = typer.Option(1024, help="samples read, scored and written at a time"),
-    resume: bool = typer.Option(False, help="continue a killed run's OUTPUT.partial"),
-    progress: bool = typer.Option(True, help="progress bar with samples/s (only on a terminal)"),
+    resume: bool = typer.Option(False, metavar="", help="continue a killed run's OUTPUT.partial"),
+    progress: bool = typer.Option(True, metavar="", help="progress bar with samples/s (only on a terminal)"),
 ) -> None:
     """Rank any labels (unseen in training) for each sample of a JSONL file, streamed in chunks.
 
@@ -277,7 +369,7 @@ def predict(
         _fail(exc)
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     run: Path = typer.Option(..., help="a finished run folder"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
@@ -309,7 +401,7 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
-@app.command()
+@app.command(cls=_Command)
 def calibrate(
     run: Path = typer.Option(..., help="a finished run folder"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
@@ -327,13 +419,14 @@ def calibrate(
     _print_json({k: record[k] for k in ("threshold", "macro_f1", "accuracy", "labels", "samples")})
 
 
-@app.command("type-prior")
+@app.command("type-prior", cls=_Command)
 def type_prior(
     run: Path = typer.Option(..., help="a finished MRE run folder"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
 ) -> None:
-    """Choose the type-aware score (typing source, temperature, weight) on the run's
-    validation split; writes RUN/type_prior.json, which predict, serve and evaluate apply."""
+    """Fit the type-aware score on the run's validation split; writes RUN/type_prior.json.
+
+    It chooses the typing source, temperature and weight; predict, serve and evaluate apply it."""
     from zsmie.training.type_prior import fit_run
 
     _setup_logging()
@@ -348,11 +441,11 @@ def type_prior(
                     for p in ("val", "test")}})
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Check and convert data files.")
+data_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Check and convert data files.")
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("check")
+@data_app.command("check", cls=_Command)
 def data_check(
     file: Path = typer.Argument(..., help="a JSONL data file"),
     images: str = typer.Option(
@@ -373,13 +466,15 @@ def data_check(
     raise typer.Exit(0 if report.ok else 1)
 
 
-@data_app.command("convert")
+@data_app.command("convert", cls=_Command)
 def data_convert(
-    data_format: str = typer.Option(..., "--format", help="any data.format: mnre, jsonl, ..."),
+    data_format: str = typer.Option(..., "--format",
+                                    help="the dataset's format: mnre | wikidiverse | jsonl | demo"),
     data_dir: Path = typer.Option(..., help="dataset folder (or file)"),
     out: Path = typer.Option(..., help="JSONL file to write"),
     task: str | None = typer.Option(None, help="mre or met (default: by format)"),
-    set_: list[str] = typer.Option([], "--set", help="override, e.g. data.image_dir=DIR"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="change one config setting, e.g. data.image_dir=DIR (repeatable)"),
 ) -> None:
     """Convert a dataset to the project's JSONL format (atomically)."""
     from zsmie.data.convert import convert_dataset

@@ -6,6 +6,7 @@ run can be re-evaluated or resumed from the folder alone.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import tomllib
@@ -292,14 +293,15 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return _from_dict(Config, data).validate()
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b=value` -> (["a", "b"], value); the value is read as TOML, else as a bare string."""
+def parse_override(text: str, name: str = "override") -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value); the value is read as TOML, else as a bare string.
+    `name` is what errors call the override (the CLI's "--set")."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected key=value")
+        raise ConfigError(f"{name} {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise ConfigError(f"override {text!r}: empty key")
+        raise ConfigError(f"{name} {text!r}: empty key")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -307,14 +309,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str], name: str = "override") -> dict[str, Any]:
     for text in overrides:
-        path, value = parse_override(text)
+        path, value = parse_override(text, name)
         node = data
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a table")
+                raise ConfigError(f"{name} {text!r}: {part!r} is not a table")
         node[path[-1]] = value
     return data
 
@@ -329,18 +331,38 @@ def read_toml(path: Path, kind: str = "config") -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read a TOML config (None = all defaults) and apply `key=value` overrides."""
+def load_config(path: str | Path | None, overrides: list[str] | None = None,
+                set_flag: str | None = None) -> Config:
+    """Read a TOML config (None = all defaults) and apply `key=value` overrides.
+
+    With `set_flag` (the CLI's "--set"), an error that the overrides cause names the first
+    override that brings it (`--set model.experts=abc: ...`), not the config file."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         data = read_toml(path)
-    apply_overrides(data, list(overrides or []))
+    overrides = list(overrides or [])
+    original = copy.deepcopy(data) if set_flag else data
+    apply_overrides(data, overrides, set_flag or "override")
     try:
         return config_from_dict(data)
     except ConfigError as exc:
         where = f"{path}: " if path is not None else ""
+        if set_flag and overrides:
+            where = _blame(original, overrides, str(exc), set_flag) or where
         raise ConfigError(f"{where}{exc}") from None
+
+
+def _blame(data: dict[str, Any], overrides: list[str], message: str, set_flag: str) -> str | None:
+    """`--set TEXT: ` for the first override after which the config fails with `message`;
+    None when the file alone does."""
+    for count in range(len(overrides) + 1):
+        try:
+            config_from_dict(apply_overrides(copy.deepcopy(data), overrides[:count]))
+        except ConfigError as exc:
+            if str(exc) == message:
+                return None if count == 0 else f"{set_flag} {overrides[count - 1]}: "
+    return f"{set_flag} {' '.join(overrides)}: "
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -45,6 +45,9 @@ from zsmie.models.pipeline import ZeroShotModel
 from zsmie.models.typing import with_type_prior
 
 log = logging.getLogger(__name__)
+# the end of a missing or unreadable image's error under images="error" (zsmie predict's options)
+PREDICT_ADVICE = ("Pass --images blank (Python: images=\"blank\") to score them without an image, or "
+                  "fix their 'image' paths (relative to the JSONL file's folder).")
 SampleLike = Sample | Mapping[str, Any]
 Descriptions = Mapping[str, str] | str | Path | None
 PROTOTYPE_CACHE = 64  # label sets whose prototypes are kept (frozen text encoders)
@@ -221,7 +224,7 @@ class ZeroShotExtractor:
             self.last_image_report = {"samples": len(samples), "images_used": 0}
             return [dataclasses.replace(s, image=None) for s in samples]
         given = [i for i, s in enumerate(samples) if s.image is not None]
-        checked, report = apply_image_policy([samples[i] for i in given], images)
+        checked, report = apply_image_policy([samples[i] for i in given], images, advice=PREDICT_ADVICE)
         out = list(samples)
         for i, sample in zip(given, checked, strict=True):
             out[i] = sample

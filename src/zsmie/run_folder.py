@@ -107,8 +107,8 @@ def claim_run(run: str | Path, resume: bool = False, overwrite: bool = False) ->
         if entries and not (resume or overwrite):
             shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
             raise RunFolderError(
-                f"{run}: the folder is not empty ({shown}); pass --resume to continue the run "
-                "in it, --overwrite to replace it, or choose another --out")
+                f"{run}: the folder is not empty ({shown}); add --resume (beside this --out) to "
+                "continue the run in it, --overwrite to replace it, or choose another --out")
         if overwrite and entries:
             log.warning("%s: --overwrite: removing the previous run's files", run)
             remove_run_files(run)

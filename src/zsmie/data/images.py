@@ -91,11 +91,16 @@ def image_problem(path: str) -> str | None:
     return None
 
 
+TRAIN_ADVICE = ("Set images=blank to keep them without an image (counted and logged), or point "
+                "data.image_dir at the images.")
+
+
 def apply_image_policy(
-    samples: Sequence[Sample], policy: str, used: bool = True
+    samples: Sequence[Sample], policy: str, used: bool = True, advice: str = TRAIN_ADVICE
 ) -> tuple[list[Sample], ImageReport]:
     """Check every sample's image (`image_problem`) under `policy`; `used=False` drops images
-    (text-only model) unread."""
+    (text-only model) unread. `advice` ends the error under `images=error`: what the caller's
+    user can do (training: config keys; predict: its options)."""
     report = ImageReport(policy=policy, used=used, samples=len(samples))
     if not used:
         return [dataclasses.replace(s, image=None) for s in samples], report
@@ -116,8 +121,7 @@ def apply_image_policy(
             total = sum(1 for s in samples if s.image is None or not is_file(s.image))
             raise DataError(
                 f"{sample.source}: field 'image' {sample.image!r} is {problem}; {total} of "
-                f"{len(samples)} samples have no image file. Set images=blank to keep them "
-                "without an image (counted and logged), or point data.image_dir at the images."
+                f"{len(samples)} samples have no image file. {advice}"
             )
         out.append(dataclasses.replace(sample, image=None))
     if report.missing or report.unreadable:

@@ -5,6 +5,9 @@
     {"id": "p2", "text": "Obama was born in Hawaii", "head": [0, 5], "tail": [18, 24]}
 
 - `tokens` with token spans [start, end), or `text` with character spans [start, end).
+- An entity may also be given as its text, `"head": "Clara Weiss"`, found in the text (or the
+  tokens): case-sensitive first, else case-insensitive; a text that occurs more than once
+  needs its occurrence, `"tail": {"text": "Paris", "occurrence": 2}` (counted from 1).
 - `tail` present: a relation sample (MRE); absent: an entity-typing sample (MET).
 - `label` (optional for prediction), `image` (optional; relative to the file's folder), `id`
   (optional; defaults to file:line).
@@ -44,6 +47,9 @@ def tokens_from_text(text: str, spans: list[tuple[int, int]]) -> tuple[list[str]
     return tokens, token_spans
 
 
+SPAN_FORMS = '[start, end] integers, the entity as written ("Clara Weiss"), or {"text": ..., "occurrence": N}'
+
+
 def _pair(record: dict[str, Any], key: str, where: str) -> tuple[int, int]:
     value = record[key]
     if (
@@ -51,8 +57,86 @@ def _pair(record: dict[str, Any], key: str, where: str) -> tuple[int, int]:
         or len(value) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise DataError(f"{where}: field {key!r} should be [start, end] integers, got {value!r:.80}")
+        raise DataError(f"{where}: field {key!r} should be {SPAN_FORMS}, got {value!r:.80}")
     return value[0], value[1]
+
+
+def _entity_text(value: Any, key: str, where: str) -> tuple[str, int | None]:
+    """(entity text, occurrence or None) of a field given as a string or {"text", "occurrence"}."""
+    occurrence = None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"text", "occurrence"})
+        if unknown or "text" not in value:
+            raise DataError(f"{where}: field {key!r} as an object takes 'text' and optionally "
+                            f"'occurrence', got {value!r:.80}")
+        occurrence = value.get("occurrence")
+        if occurrence is not None and (not isinstance(occurrence, int) or isinstance(occurrence, bool)
+                                       or occurrence < 1):
+            raise DataError(f"{where}: field {key!r} occurrence should be an integer from 1, "
+                            f"got {occurrence!r:.80}")
+        value = value["text"]
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: field {key!r} should be {SPAN_FORMS}, got {value!r:.80}")
+    return value, occurrence
+
+
+def _choose(found: list[tuple[int, int]], entity: str, occurrence: int | None, key: str,
+            where: str, within: str) -> tuple[int, int]:
+    if not found:
+        raise DataError(f"{where}: field {key!r} {entity!r} is not in the {within}")
+    if occurrence is None:
+        if len(found) > 1:
+            raise DataError(
+                f"{where}: field {key!r} {entity!r} occurs {len(found)} times in the {within}; say "
+                f'which: {{"text": {json.dumps(entity, ensure_ascii=False)}, "occurrence": N}} '
+                f"(N from 1 to {len(found)}), or give a [start, end] span")
+        return found[0]
+    if occurrence > len(found):
+        raise DataError(f"{where}: field {key!r} occurrence {occurrence} of {entity!r}: it occurs "
+                        f"{len(found)} time(s) in the {within}")
+    return found[occurrence - 1]
+
+
+def _find_in_text(text: str, value: Any, key: str, where: str) -> tuple[int, int]:
+    """The character span of an entity given as a string (see the module doc)."""
+    entity, occurrence = _entity_text(value, key, where)
+    found: list[tuple[int, int]] = []
+    for flags in (0, re.IGNORECASE):  # exact first, else case-insensitive
+        found = [m.span() for m in re.finditer(re.escape(entity), text, flags)]
+        if found:
+            break
+    return _choose(found, entity, occurrence, key, where, "text")
+
+
+def _find_in_tokens(tokens: list[str], value: Any, key: str, where: str) -> tuple[int, int]:
+    """The token span of an entity given as a string: its whitespace-separated words as
+    consecutive tokens (non-overlapping occurrences)."""
+    entity, occurrence = _entity_text(value, key, where)
+    words = entity.split()
+    found: list[tuple[int, int]] = []
+    for fold in (str, str.casefold):  # exact first, else case-insensitive
+        wanted = [fold(w) for w in words]
+        found, start = [], 0
+        while start + len(words) <= len(tokens):
+            if [fold(t) for t in tokens[start:start + len(words)]] == wanted:
+                found.append((start, start + len(words)))
+                start += len(words)
+            else:
+                start += 1
+        if found:
+            break
+    return _choose(found, entity, occurrence, key, where, "tokens")
+
+
+def _located(record: dict[str, Any], key: str, where: str, tokens: Any, text: Any) -> tuple[int, int]:
+    """The span of field `key`: given as [start, end], or found from the entity's text."""
+    value = record[key]
+    if isinstance(value, str | dict):
+        if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
+            return _find_in_tokens(tokens, value, key, where)
+        if isinstance(text, str):
+            return _find_in_text(text, value, key, where)
+    return _pair(record, key, where)
 
 
 def _check_unicode(record: dict[str, Any], where: str) -> None:
@@ -77,7 +161,7 @@ def parse_jsonl_record(record: Any, where: str, base_dir: Path | None = None) ->
         raise DataError(f"{where}: missing field 'head'")
     _check_unicode(record, where)
     keys = ["head"] + (["tail"] if "tail" in record else [])
-    pairs = [_pair(record, key, where) for key in keys]
+    pairs = [_located(record, key, where, record.get("tokens"), record.get("text")) for key in keys]
     if ("tokens" in record) == ("text" in record):
         raise DataError(f"{where}: give exactly one of 'tokens' or 'text'")
     if "tokens" in record:

@@ -18,7 +18,7 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from zsmie.data.sample import DataError, Sample, Span
-from zsmie.encoders.packaged import EncoderError, describe_load_failure, resolve_text_model
+from zsmie.encoders.packaged import EncoderError, check_hub, describe_load_failure, resolve_text_model
 
 MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 # marker_init = "tokens": each marker starts from the embedding of a bracket the encoder
@@ -101,6 +101,7 @@ class TextEncoder(nn.Module):
         self.marker_init = marker_init
         path = resolve_text_model(model)
         hf_logging.disable_progress_bar()
+        check_hub(path)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModel.from_pretrained(path)

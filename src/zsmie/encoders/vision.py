@@ -25,7 +25,7 @@ try:  # transformers >= 5: the PIL processor by name (the plain name warns about
 except ImportError:  # older transformers: the plain name is the PIL processor
     from transformers import ViTImageProcessor
 
-from zsmie.encoders.packaged import describe_load_failure
+from zsmie.encoders.packaged import check_hub, describe_load_failure
 
 # A deterministic, randomly initialised tiny ViT: exercises the image path in tests and the
 # demo where no pretrained ViT is installed. Its features carry no pretrained knowledge.
@@ -58,6 +58,7 @@ class VisionEncoder(nn.Module):
         if model == TINY_RANDOM_VIT:
             self.model, self.processor = _tiny_random_vit()
         else:
+            check_hub(model)
             try:
                 config = AutoConfig.from_pretrained(model)
                 tower = _VISION_TOWERS.get(config.model_type, AutoModel)

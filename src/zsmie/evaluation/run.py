@@ -43,7 +43,7 @@ def load_run_config(
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
     read_weights(run / "best.safetensors", header_only=True)  # fail before the data is read
-    config = load_config(run / "config.toml", overrides)
+    config = load_config(run / "config.toml", overrides, set_flag="--set")  # zsmie evaluate --set
     if data_dir:
         config.data.dir = str(data_dir)
     return config

@@ -1,4 +1,4 @@
-"""End-of-epoch checkpoints for `zsmie train --resume RUN`.
+"""End-of-epoch checkpoints for `zsmie train --out RUN --resume`.
 
 `RUN/checkpoint/` holds the trainable weights and RNG states (safetensors), the optimiser
 state (torch.save, read back with weights_only=True: no code is ever unpickled) and

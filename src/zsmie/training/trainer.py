@@ -245,7 +245,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
 
 
 def resume_run(run: str | Path) -> dict:
-    """Continue a run folder from its last complete epoch (`zsmie train --resume RUN`)."""
+    """Continue a run folder from its last complete epoch (`zsmie train --out RUN --resume`)."""
     run = Path(run)
     if not (run / "config.toml").is_file():
         raise FileNotFoundError(f"{run}: no config.toml; not a zsmie run folder")
