@@ -152,3 +152,22 @@ def test_two_processes_write_the_lines_of_one(trained_demo, posts, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "60 predictions (2 processes)" in done.stderr
     assert two.read_bytes() == one.read_bytes() and len(lines_of(two)) == 60
+
+
+def test_an_output_that_is_the_input_is_refused_before_writing(trained_demo, posts, tmp_path):
+    data = write_posts(tmp_path / "in.jsonl", 5)
+    before = data.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(data)
+    hard = tmp_path / "hard.jsonl"
+    os.link(data, hard)
+    for out in (data, link, hard, tmp_path / "." / "in.jsonl"):
+        result = invoke(*predict_args(trained_demo, data, out))
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "would overwrite the --input file" in lines[0], result.output
+        assert data.read_bytes() == before and not partial_path(data).exists()
+    # the link as the input and its target as the output
+    result = invoke(*predict_args(trained_demo, link, data, "--resume"))
+    assert result.exit_code == 2 and "would overwrite the --input file" in result.output
+    assert data.read_bytes() == before

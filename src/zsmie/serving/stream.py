@@ -79,6 +79,22 @@ def finish(output: Path) -> None:
     settings_path(output).unlink(missing_ok=True)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _check_not_input(input_path: Path, output: Path) -> None:
+    """Refuse an output that is the input (the same file, also through a link or a hard link):
+    writing it would overwrite the samples being read."""
+    for path in (output, partial_path(output), settings_path(output)):
+        if _same_file(input_path, path):
+            raise DataError(f"--output {output}: writing {path} would overwrite the --input file "
+                            f"{input_path}; choose another --output")
+
+
 def count_samples(path: Path) -> int:
     """Non-blank lines of a JSONL file (the progress bar's total), read in constant memory."""
     return sum(1 for _ in iter_jsonl_lines(path))
@@ -197,6 +213,8 @@ def predict_file(
                         "a device, written through")
     if not input_path.is_file():
         raise FileNotFoundError(f"{input_path}: no such input file")
+    if output is not None:
+        _check_not_input(input_path, output)
     state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes: gloo
     main = state.is_main_process
     extractor = ZeroShotExtractor.from_run(run_dir, device=state.device)
