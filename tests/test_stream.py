@@ -18,7 +18,7 @@ from zsmie.data.datasets import demo_path
 from zsmie.data.jsonl import read_jsonl
 from zsmie.data.sample import DataError
 from zsmie.predict import ZeroShotExtractor
-from zsmie.serving.stream import partial_path, predict_file, settings_path
+from zsmie.serving.stream import lock_path, partial_path, predict_file, settings_path
 
 LABELS = "place_of_birth,subsidiary,spouse,employer"
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
@@ -171,3 +171,26 @@ def test_an_output_that_is_the_input_is_refused_before_writing(trained_demo, pos
     result = invoke(*predict_args(trained_demo, link, data, "--resume"))
     assert result.exit_code == 2 and "would overwrite the --input file" in result.output
     assert data.read_bytes() == before
+
+
+def test_a_second_writer_of_the_same_output_is_refused_naming_the_lock(trained_demo, posts, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    lock = lock_path(out)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        lock.write_text(f"{holder.pid}\n", encoding="ascii")  # a live writer holds the output
+        partial_path(out).write_text("kept\n", encoding="utf-8")
+        for more in ((), ("--resume",)):
+            result = invoke(*predict_args(trained_demo, posts, out, *more))
+            assert result.exit_code == 2, result.output
+            lines = result.output.strip().splitlines()
+            assert len(lines) == 1 and f"pid {holder.pid}" in lines[0] and str(lock) in lines[0]
+            assert partial_path(out).read_text(encoding="utf-8") == "kept\n" and not out.exists()
+            assert lock.read_text(encoding="ascii") == f"{holder.pid}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    # its process gone (killed with SIGKILL), the stale lock is taken over, then released
+    result = invoke(*predict_args(trained_demo, posts, out))
+    assert result.exit_code == 0, result.output
+    assert len(lines_of(out)) == 100 and not lock.exists() and not partial_path(out).exists()

@@ -36,6 +36,7 @@ from zsmie.predict import (
     ZeroShotExtractor,
     warn_repeated_ids,
 )
+from zsmie.run_folder import RunFolderError, take_lock
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024
@@ -65,6 +66,12 @@ def partial_path(output: Path) -> Path:
 def settings_path(output: Path) -> Path:
     target = destination(output)
     return target.with_name(target.name + ".partial.json")
+
+
+def lock_path(output: Path) -> Path:
+    """Held (with the writer's pid) while a predict writes `output`: a second writer is refused."""
+    target = destination(output)
+    return target.with_name(target.name + ".lock")
 
 
 def finish(output: Path) -> None:
@@ -226,22 +233,37 @@ def predict_file(
         log.info("%s is complete: nothing to resume", output)
         return 0
     start: int | str = 0
-    if main and output is not None and not direct:
-        try:
-            start = resume_point(input_path, output, settings) if resume else 0
-            if not resume:
-                if partial_path(output).exists():
-                    log.warning("%s: starting over (--resume continues it)", partial_path(output))
+    locked = False
+    try:
+        if main and output is not None and not direct:
+            try:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                partial_path(output).write_bytes(b"")
-                atomic_write_json(settings_path(output), settings)
-        except (DataError, OSError) as exc:
-            start = (f"cannot write {output}: {exc.strerror or exc}" if isinstance(exc, OSError)
-                     else str(exc))
-    if state.num_processes > 1:
-        start = broadcast_object_list([start])[0]
-    if isinstance(start, str):
-        raise DataError(start)
+                locked = take_lock(lock_path(output), output, f"this output ({lock_path(output)})")
+                start = resume_point(input_path, output, settings) if resume else 0
+                if not resume:
+                    if partial_path(output).exists():
+                        log.warning("%s: starting over (--resume continues it)", partial_path(output))
+                    partial_path(output).write_bytes(b"")
+                    atomic_write_json(settings_path(output), settings)
+            except (DataError, RunFolderError, OSError) as exc:
+                start = (f"cannot write {output}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                         else str(exc))
+        if state.num_processes > 1:
+            start = broadcast_object_list([start])[0]
+        if isinstance(start, str):
+            raise DataError(start)
+        return _predict_rest(extractor, input_path, label_set, images, output, direct, chunk_size,
+                             start, state, progress)
+    finally:
+        if locked:
+            lock_path(output).unlink(missing_ok=True)
+
+
+def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: LabelSet,
+                  images: str, output: Path | None, direct: bool, chunk_size: int, start: int,
+                  state: PartialState, progress: bool) -> int:
+    """predict_file after its output is held and its resume point known."""
+    main = state.is_main_process
     if start:
         log.info("resuming %s after its %d complete lines", partial_path(output), start)
     total = count_samples(input_path) - start if main else 0
