@@ -3,6 +3,7 @@ to the same file, and two processes write the lines of one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -130,7 +131,7 @@ def test_resume_refuses_other_settings_and_other_input(trained_demo, posts, tmp_
     assert "was written with labels = ['spouse', 'employer'], not ['spouse', 'subsidiary']" in result.output
     other = write_posts(tmp_path / "bad.jsonl", 3)  # same path, other posts
     (tmp_path / "bad.jsonl").write_text(other.read_text().replace('"p0"', '"q0"'), encoding="utf-8")
-    with pytest.raises(DataError, match=r"line 1 \(id 'p0'\) is not the prediction of sample 1"):
+    with pytest.raises(DataError, match=r"bad.jsonl: its first 1 samples changed since"):
         predict_file(trained_demo, other, ["spouse", "employer"], output=out, resume=True)
     result = invoke(*predict_args(trained_demo, posts, None, "--resume"))
     assert result.exit_code == 2 and "--resume continues an --output file" in result.output
@@ -194,3 +195,42 @@ def test_a_second_writer_of_the_same_output_is_refused_naming_the_lock(trained_d
     result = invoke(*predict_args(trained_demo, posts, out))
     assert result.exit_code == 0, result.output
     assert len(lines_of(out)) == 100 and not lock.exists() and not partial_path(out).exists()
+
+
+def test_resume_refuses_a_changed_input_prefix_and_a_finished_output_with_other_settings(
+        trained_demo, tmp_path):
+    data = write_posts(tmp_path / "in.jsonl", 6)
+    good = data.read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join([*good[:5], "{oops"]) + "\n", encoding="utf-8")  # stops at line 6
+    out = tmp_path / "pred.jsonl"
+    with pytest.raises(DataError, match="in.jsonl:6: not valid JSON"):
+        predict_file(trained_demo, data, LABELS.split(","), top_k=3, output=out, chunk_size=2)
+    assert [x["id"] for x in lines_of(partial_path(out))] == ["p0", "p1", "p2", "p3"]
+    record = json.loads(settings_path(out).read_text(encoding="utf-8"))
+    lines = [line.strip().encode() + b"\n" for line in good[:4]]
+    assert record["consumed"] == 4 and record["sha256"] == hashlib.sha256(b"".join(lines)).hexdigest()
+    # sample p1 (already answered) edited: same id, another post
+    edited = [*good[:1], good[4].replace('"p4"', '"p1"'), *good[2:5], good[5]]
+    data.write_text("\n".join(edited) + "\n", encoding="utf-8")
+    result = invoke(*predict_args(trained_demo, data, out, "--resume"))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0
+    assert "in.jsonl: its first 4 samples changed since" in result.output
+    assert len(lines_of(partial_path(out))) == 4 and not out.exists()
+    # the lines after the answered ones may change (the bad line fixed): resumed
+    data.write_text("\n".join(good) + "\n", encoding="utf-8")
+    result = invoke(*predict_args(trained_demo, data, out, "--resume"))
+    assert result.exit_code == 0, result.output
+    assert [x["id"] for x in lines_of(out)] == [f"p{i}" for i in range(6)]
+    finished = out.read_bytes()
+    # finished: --resume with the same settings does nothing, with others it says so
+    assert invoke(*predict_args(trained_demo, data, out, "--resume")).exit_code == 0
+    result = invoke(*predict_args(trained_demo, data, out, "--resume", "--top-k", "2"))
+    assert result.exit_code == 2 and "is complete, written with top_k = 3, not 2" in result.output
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(data), "--labels",
+                    "spouse,employer", "--top-k", "3", "--output", str(out), "--resume")
+    assert result.exit_code == 2 and "is complete, written with labels = " in result.output
+    data.write_text("\n".join(edited) + "\n", encoding="utf-8")
+    result = invoke(*predict_args(trained_demo, data, out, "--resume"))
+    assert result.exit_code == 2 and "in.jsonl changed since it was written" in result.output
+    assert out.read_bytes() == finished
