@@ -3,10 +3,13 @@ requests, and turns bad input into a 4xx naming the problem, staying up."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cli_helpers import invoke
 from fastapi.testclient import TestClient
 
 from zsmie.predict import ZeroShotExtractor
@@ -133,3 +136,39 @@ def test_a_label_without_a_description_falls_back_to_its_verbalised_text(client)
     assert response.status_code == 200, response.text
     ranked = response.json()["predictions"][0]["ranked"]
     assert sorted(r["label"] for r in ranked) == ["employer", "spouse"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--port", "70000", "--port 70000: must be between 1 and 65535"),
+    ("--port", "0", "--port 0: must be between 1 and 65535"),
+    ("--max-samples", "-1", "--max-samples = -1: must be at least 1"),
+    ("--max-labels", "0", "--max-labels = 0: must be at least 1"),
+])
+def test_bad_serve_options_are_refused_before_the_model_loads(tmp_path, option, value, message):
+    # the run does not exist: an option checked after loading would name the run instead
+    result = invoke("serve", "--run", str(tmp_path / "no-run"), option, value)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {message}"
+
+
+def test_a_client_that_disconnects_mid_body_is_not_an_error_traceback(extractor, caplog):
+    app = create_app(extractor, LIMITS, MicroBatcher(extractor))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", b"application/json"),
+                                          (b"content-length", b"100")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    incoming = [{"type": "http.request", "body": b'{"samples": [', "more_body": True},
+                {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(app(scope, receive, send))  # raised the ClientDisconnect before
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
