@@ -17,6 +17,7 @@ from cli_helpers import invoke
 
 from zsmie.data.datasets import demo_path
 from zsmie.data.jsonl import read_jsonl
+from zsmie.data.labels import read_label_file
 from zsmie.data.sample import DataError
 from zsmie.predict import ZeroShotExtractor
 from zsmie.serving.stream import lock_path, partial_path, predict_file, settings_path
@@ -234,3 +235,27 @@ def test_resume_refuses_a_changed_input_prefix_and_a_finished_output_with_other_
     result = invoke(*predict_args(trained_demo, data, out, "--resume"))
     assert result.exit_code == 2 and "in.jsonl changed since it was written" in result.output
     assert out.read_bytes() == finished
+
+
+def test_label_problems_are_one_line_errors_naming_the_labels(trained_demo, tmp_path):
+    data = write_posts(tmp_path / "in.jsonl", 2)
+    for labels, message in [
+        ("___,spouse", "label '___': its label text is empty (label_text = 'name')"),
+        ("spouse,Spouse", "labels 'spouse' and 'Spouse' differ only in case or spaces"),
+        ("place of birth,place  of Birth",
+         "labels 'place of birth' and 'place  of Birth' differ only in case or spaces"),
+    ]:
+        result = invoke("predict", "--run", str(trained_demo), "--input", str(data),
+                        "--labels", labels)
+        assert result.exit_code == 2, (labels, result.output)
+        assert result.output.strip() == f"error: labels: {message}".replace(
+            "labels: label '", "label '"), result.output
+    # a labels file saved with a byte order mark: the first label is read without it
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_bytes("\ufeffspouse\r\nemployer\n".encode())
+    assert read_label_file(labels_file) == ["spouse", "employer"]
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(data),
+                    "--labels-file", str(labels_file), "--no-progress")
+    assert result.exit_code == 0, result.output
+    ranked = [r["label"] for line in result.stdout.splitlines() for r in json.loads(line)["ranked"]]
+    assert set(ranked) == {"spouse", "employer"}
