@@ -41,6 +41,7 @@ from zsmie.run_folder import RunFolderError, take_lock
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024
+STDIN = "-"  # the input read from standard input
 Lines = list[tuple[int, bytes]]  # (line number, raw line) of non-blank input lines
 
 
@@ -144,9 +145,33 @@ def check_finished(input_path: Path, output: Path, settings: dict) -> None:
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
+        if str(a) == STDIN:  # stdin redirected from the output file
+            return os.path.samestat(os.fstat(sys.stdin.fileno()), os.stat(b))
         return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
+    except (OSError, ValueError, AttributeError):  # one of them does not exist (yet)
         return False
+
+
+def read_once(path: Path) -> bool:
+    """`-` (stdin), a FIFO or a device such as /dev/stdin: read as it comes, once (no progress
+    total, no --resume, one process)."""
+    if str(path) == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _input_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    if str(path) == STDIN:
+        return ((n, raw) for n, raw in enumerate(sys.stdin.buffer, start=1) if raw.strip())
+    return iter_jsonl_lines(path)
+
+
+def _input_name(path: Path) -> str:
+    return "stdin" if str(path) == STDIN else path.name
 
 
 def _check_not_input(input_path: Path, output: Path) -> None:
@@ -164,7 +189,7 @@ def count_samples(path: Path) -> int:
 
 
 def _chunks(path: Path, skip: int, size: int) -> Iterator[Lines]:
-    lines = islice(iter_jsonl_lines(path), skip, None)
+    lines = islice(_input_lines(path), skip, None)
     while chunk := list(islice(lines, size)):
         yield chunk
 
@@ -224,7 +249,8 @@ def _score(extractor: ZeroShotExtractor, path: Path, chunk: Lines, label_set: La
            images: str, seen_ids: set[str]) -> list[Prediction] | str:
     """One chunk's predictions, or its first problem as a message (raised by every process)."""
     try:
-        samples = [parse_jsonl_line(raw, f"{path.name}:{n}", path.parent) for n, raw in chunk]
+        samples = [parse_jsonl_line(raw, f"{_input_name(path)}:{n}", path.parent)
+                   for n, raw in chunk]
         samples = extractor.samples(samples)
         warn_repeated_ids(samples, seen_ids)
         return extractor.rank(samples, label_set, images)
@@ -287,12 +313,21 @@ def predict_file(
     if resume and direct:
         raise DataError(f"--resume continues a regular --output file; {output} is a FIFO or "
                         "a device, written through")
-    if not input_path.is_file():
+    once = read_once(input_path)
+    if input_path.is_dir():
+        raise DataError(f"{input_path}: is a directory, not a JSONL input file")
+    if not once and not input_path.is_file():
         raise FileNotFoundError(f"{input_path}: no such input file")
+    if resume and once:
+        raise DataError(f"--resume reads the --input again, and {_input_name(input_path)} is read "
+                        "once (stdin, a FIFO or a device): give a file")
     if output is not None:
         _check_not_input(input_path, output)
     state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes: gloo
     main = state.is_main_process
+    if once and state.num_processes > 1:
+        raise DataError(f"{_input_name(input_path)} is read once, by one process: give a file "
+                        "to share the input between processes")
     extractor = ZeroShotExtractor.from_run(run_dir, device=state.device)
     label_set = extractor.label_set(labels, descriptions, top_k, open_set)
     settings = {"run": os.path.abspath(run_dir), "input": os.path.abspath(input_path),
@@ -337,10 +372,10 @@ def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: Lab
     on disk, OUTPUT.partial.json records how many input lines it holds and their sha256."""
     main = state.is_main_process
     record = main and output is not None and not direct
-    consumed = input_fingerprint(input_path, start)[0] if record else None
+    consumed = (input_fingerprint(input_path, start)[0] if start else hashlib.sha256()) if record else None
     if start:
         log.info("resuming %s after its %d complete lines", partial_path(output), start)
-    total = count_samples(input_path) - start if main else 0
+    total = None if read_once(input_path) else (count_samples(input_path) - start if main else 0)
     counts: Counter = Counter()
     bar = tqdm(total=total, unit=" samples", desc="predict", dynamic_ncols=True,
                disable=not (main and progress and sys.stderr.isatty()))
