@@ -121,6 +121,30 @@ def test_bad_requests_are_4xx_naming_the_problem(client, body, status, detail):
     assert ok.status_code == 200 and ok.json()["predictions"][0]["id"] == "birth"
 
 
+FAR = "Clara " + "w " * 300 + "Vienna"  # entities more tokens apart than text.max_length
+
+
+@pytest.mark.parametrize("bad, detail", [
+    ({"samples": [{"id": "far", "text": FAR, "head": [0, 5], "tail": [len(FAR) - 6, len(FAR)]}],
+      "labels": LABELS}, "the entity markers are"),
+    ({"samples": [BIRTH], "labels": ["___", "spouse"]}, "label '___': its label text is empty"),
+    ({"samples": [BIRTH], "labels": ["spouse", "employer"], "descriptions": {"spouse": ""}},
+     "label 'spouse': its label text is empty"),
+])
+def test_a_bad_request_fails_alone_among_concurrent_good_ones(client, extractor, bad, detail):
+    batcher = client.app.state.batcher
+    answered = batcher.requests
+    good = {"samples": [BIRTH, OWNED], "labels": LABELS, "top_k": 3}
+    bodies = [good] * 4 + [bad] + [good] * 4  # sent together: one model call (max_wait 0.25 s)
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(lambda body: client.post("/predict", json=body), bodies))
+    assert [r.status_code for r in responses] == [200] * 4 + [422] + [200] * 4
+    assert detail in responses[4].json()["detail"]
+    assert batcher.requests - answered == 8
+    alone = [p.as_dict() for p in extractor.predict([BIRTH, OWNED], LABELS, top_k=3)]
+    assert all(close(r.json()["predictions"], alone) for r in responses if r.status_code == 200)
+
+
 def test_a_chunked_body_over_the_limit_is_refused_unread(client):
     def parts():
         for _ in range(10):

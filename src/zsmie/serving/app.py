@@ -129,7 +129,10 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
         except (DataError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
         samples = [dataclasses.replace(s, image=None) for s in samples]  # server files: unread
-        predictions = await batcher.predict(samples, label_set)
+        try:
+            predictions = await batcher.predict(samples, label_set)
+        except (DataError, ValueError) as exc:  # this request's own input (it alone fails)
+            raise HTTPException(422, str(exc)) from None
         return {"predictions": [p.as_dict() for p in predictions]}
 
     return app
