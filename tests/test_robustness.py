@@ -52,6 +52,7 @@ Every row is a bad input or a fault, what zsmie does with it, and the test that 
 | weights holding pickled code | refused, never unpickled | test_predict.py::test_weights_that_hold_pickled_code_are_refused_not_run |
 | `evaluate` on random-bytes or pickled weights | one-line error, exit 2 | test_evaluate_refuses_weights_that_are_not_safetensors |
 | `--output` a symlink | written through: the target is replaced, the link kept | test_atomic_write_follows_a_symlink_and_keeps_the_mode, test_predict_output_to_a_symlink_keeps_the_link |
+| weight files (safetensors), new or replacing one | the mode of every other new file (0644 under umask 022), or the replaced file's | test_weight_files_get_the_mode_of_other_files |
 | `--output` a FIFO, a device (/dev/null, /dev/full) | written through, never replaced; a full device is a one-line error | test_atomic_write_writes_through_a_fifo, test_atomic_write_writes_through_devices |
 | `--output` / `--out` not writable (read-only folder, a file in the way) | one-line error naming the path, exit 2 | test_unwritable_destinations_are_one_line_errors |
 | interrupted cache write, two processes writing one cache | never read half / both succeed | test_cache.py::test_an_interrupted_write_is_never_read, ::test_two_processes_writing_the_same_entries |
@@ -76,6 +77,7 @@ import pytest
 import torch
 from cli_helpers import invoke
 from PIL import Image
+from safetensors.torch import save_file
 
 from zsmie.assemble import label_text_map
 from zsmie.config import ConfigError, load_config
@@ -85,7 +87,7 @@ from zsmie.data.datasets import load_samples
 from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.mnre import parse_mnre_line, read_mnre_file
 from zsmie.data.sample import DataError, Span
-from zsmie.io import atomic_write_text
+from zsmie.io import NEW_FILE_MODE, atomic_write, atomic_write_text
 from zsmie.models.pipeline import read_weights
 from zsmie.predict import ZeroShotExtractor
 from zsmie.run_folder import LOCK, RunFolderError, claim_run
@@ -134,6 +136,19 @@ def test_atomic_write_follows_a_symlink_and_keeps_the_mode(tmp_path):
     assert (tmp_path / "real.jsonl").read_text() == "new\n"
     assert stat.S_IMODE(os.stat(tmp_path / "real.jsonl").st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "real.jsonl"]
+
+
+def test_weight_files_get_the_mode_of_other_files(tmp_path):
+    weights, text = tmp_path / "best.safetensors", tmp_path / "results.json"
+    atomic_write(weights, lambda tmp: save_file({"w": torch.zeros(2)}, str(tmp)))
+    atomic_write_text(text, "{}\n")
+    assert stat.S_IMODE(os.stat(weights).st_mode) == stat.S_IMODE(os.stat(text).st_mode) == NEW_FILE_MODE
+    umask = os.umask(0)
+    os.umask(umask)
+    assert NEW_FILE_MODE == 0o666 & ~umask  # 0644 under umask 022
+    os.chmod(weights, 0o640)  # a replaced weight file keeps its mode
+    atomic_write(weights, lambda tmp: save_file({"w": torch.ones(2)}, str(tmp)))
+    assert stat.S_IMODE(os.stat(weights).st_mode) == 0o640
 
 
 def test_atomic_write_writes_through_a_fifo(tmp_path):

@@ -3,10 +3,13 @@ requests, and turns bad input into a 4xx naming the problem, staying up."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cli_helpers import invoke
 from fastapi.testclient import TestClient
 
 from zsmie.predict import ZeroShotExtractor
@@ -120,6 +123,30 @@ def test_bad_requests_are_4xx_naming_the_problem(client, body, status, detail):
     assert ok.status_code == 200 and ok.json()["predictions"][0]["id"] == "birth"
 
 
+FAR = "Clara " + "w " * 300 + "Vienna"  # entities more tokens apart than text.max_length
+
+
+@pytest.mark.parametrize("bad, detail", [
+    ({"samples": [{"id": "far", "text": FAR, "head": [0, 5], "tail": [len(FAR) - 6, len(FAR)]}],
+      "labels": LABELS}, "the entity markers are"),
+    ({"samples": [BIRTH], "labels": ["___", "spouse"]}, "label '___': its label text is empty"),
+    ({"samples": [BIRTH], "labels": ["spouse", "employer"], "descriptions": {"spouse": ""}},
+     "label 'spouse': its label text is empty"),
+])
+def test_a_bad_request_fails_alone_among_concurrent_good_ones(client, extractor, bad, detail):
+    batcher = client.app.state.batcher
+    answered = batcher.requests
+    good = {"samples": [BIRTH, OWNED], "labels": LABELS, "top_k": 3}
+    bodies = [good] * 4 + [bad] + [good] * 4  # sent together: one model call (max_wait 0.25 s)
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(lambda body: client.post("/predict", json=body), bodies))
+    assert [r.status_code for r in responses] == [200] * 4 + [422] + [200] * 4
+    assert detail in responses[4].json()["detail"]
+    assert batcher.requests - answered == 8
+    alone = [p.as_dict() for p in extractor.predict([BIRTH, OWNED], LABELS, top_k=3)]
+    assert all(close(r.json()["predictions"], alone) for r in responses if r.status_code == 200)
+
+
 def test_a_chunked_body_over_the_limit_is_refused_unread(client):
     def parts():
         for _ in range(10):
@@ -146,3 +173,39 @@ def test_typed_label_objects_answer_under_their_names(client, extractor):
     assert typed.status_code == 200, typed.text
     plain = extractor.predict([BIRTH], ["place_of_birth", "subsidiary"])
     assert close(typed.json()["predictions"], [p.as_dict() for p in plain])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--port", "70000", "--port 70000: must be between 1 and 65535"),
+    ("--port", "0", "--port 0: must be between 1 and 65535"),
+    ("--max-samples", "-1", "--max-samples = -1: must be at least 1"),
+    ("--max-labels", "0", "--max-labels = 0: must be at least 1"),
+])
+def test_bad_serve_options_are_refused_before_the_model_loads(tmp_path, option, value, message):
+    # the run does not exist: an option checked after loading would name the run instead
+    result = invoke("serve", "--run", str(tmp_path / "no-run"), option, value)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {message}"
+
+
+def test_a_client_that_disconnects_mid_body_is_not_an_error_traceback(extractor, caplog):
+    app = create_app(extractor, LIMITS, MicroBatcher(extractor))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", b"application/json"),
+                                          (b"content-length", b"100")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    incoming = [{"type": "http.request", "body": b'{"samples": [', "more_body": True},
+                {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(app(scope, receive, send))  # raised the ClientDisconnect before
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -3,6 +3,7 @@ to the same file, and two processes write the lines of one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -16,9 +17,10 @@ from cli_helpers import invoke
 
 from zsmie.data.datasets import demo_path
 from zsmie.data.jsonl import read_jsonl
+from zsmie.data.labels import read_label_file
 from zsmie.data.sample import DataError
 from zsmie.predict import ZeroShotExtractor
-from zsmie.serving.stream import partial_path, predict_file, settings_path
+from zsmie.serving.stream import lock_path, partial_path, predict_file, settings_path
 
 LABELS = "place_of_birth,subsidiary,spouse,employer"
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
@@ -130,7 +132,7 @@ def test_resume_refuses_other_settings_and_other_input(trained_demo, posts, tmp_
     assert "was written with labels = ['spouse', 'employer'], not ['spouse', 'subsidiary']" in result.output
     other = write_posts(tmp_path / "bad.jsonl", 3)  # same path, other posts
     (tmp_path / "bad.jsonl").write_text(other.read_text().replace('"p0"', '"q0"'), encoding="utf-8")
-    with pytest.raises(DataError, match=r"line 1 \(id 'p0'\) is not the prediction of sample 1"):
+    with pytest.raises(DataError, match=r"bad.jsonl: its first 1 samples changed since"):
         predict_file(trained_demo, other, ["spouse", "employer"], output=out, resume=True)
     result = invoke(*predict_args(trained_demo, posts, None, "--resume"))
     assert result.exit_code == 2 and "--resume continues an --output file" in result.output
@@ -152,3 +154,124 @@ def test_two_processes_write_the_lines_of_one(trained_demo, posts, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "60 predictions (2 processes)" in done.stderr
     assert two.read_bytes() == one.read_bytes() and len(lines_of(two)) == 60
+
+
+def test_an_output_that_is_the_input_is_refused_before_writing(trained_demo, posts, tmp_path):
+    data = write_posts(tmp_path / "in.jsonl", 5)
+    before = data.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(data)
+    hard = tmp_path / "hard.jsonl"
+    os.link(data, hard)
+    for out in (data, link, hard, tmp_path / "." / "in.jsonl"):
+        result = invoke(*predict_args(trained_demo, data, out))
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "would overwrite the --input file" in lines[0], result.output
+        assert data.read_bytes() == before and not partial_path(data).exists()
+    # the link as the input and its target as the output
+    result = invoke(*predict_args(trained_demo, link, data, "--resume"))
+    assert result.exit_code == 2 and "would overwrite the --input file" in result.output
+    assert data.read_bytes() == before
+
+
+def test_a_second_writer_of_the_same_output_is_refused_naming_the_lock(trained_demo, posts, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    lock = lock_path(out)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        lock.write_text(f"{holder.pid}\n", encoding="ascii")  # a live writer holds the output
+        partial_path(out).write_text("kept\n", encoding="utf-8")
+        for more in ((), ("--resume",)):
+            result = invoke(*predict_args(trained_demo, posts, out, *more))
+            assert result.exit_code == 2, result.output
+            lines = result.output.strip().splitlines()
+            assert len(lines) == 1 and f"pid {holder.pid}" in lines[0] and str(lock) in lines[0]
+            assert partial_path(out).read_text(encoding="utf-8") == "kept\n" and not out.exists()
+            assert lock.read_text(encoding="ascii") == f"{holder.pid}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    # its process gone (killed with SIGKILL), the stale lock is taken over, then released
+    result = invoke(*predict_args(trained_demo, posts, out))
+    assert result.exit_code == 0, result.output
+    assert len(lines_of(out)) == 100 and not lock.exists() and not partial_path(out).exists()
+
+
+def test_resume_refuses_a_changed_input_prefix_and_a_finished_output_with_other_settings(
+        trained_demo, tmp_path):
+    data = write_posts(tmp_path / "in.jsonl", 6)
+    good = data.read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join([*good[:5], "{oops"]) + "\n", encoding="utf-8")  # stops at line 6
+    out = tmp_path / "pred.jsonl"
+    with pytest.raises(DataError, match="in.jsonl:6: not valid JSON"):
+        predict_file(trained_demo, data, LABELS.split(","), top_k=3, output=out, chunk_size=2)
+    assert [x["id"] for x in lines_of(partial_path(out))] == ["p0", "p1", "p2", "p3"]
+    record = json.loads(settings_path(out).read_text(encoding="utf-8"))
+    lines = [line.strip().encode() + b"\n" for line in good[:4]]
+    assert record["consumed"] == 4 and record["sha256"] == hashlib.sha256(b"".join(lines)).hexdigest()
+    # sample p1 (already answered) edited: same id, another post
+    edited = [*good[:1], good[4].replace('"p4"', '"p1"'), *good[2:5], good[5]]
+    data.write_text("\n".join(edited) + "\n", encoding="utf-8")
+    result = invoke(*predict_args(trained_demo, data, out, "--resume"))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0
+    assert "in.jsonl: its first 4 samples changed since" in result.output
+    assert len(lines_of(partial_path(out))) == 4 and not out.exists()
+    # the lines after the answered ones may change (the bad line fixed): resumed
+    data.write_text("\n".join(good) + "\n", encoding="utf-8")
+    result = invoke(*predict_args(trained_demo, data, out, "--resume"))
+    assert result.exit_code == 0, result.output
+    assert [x["id"] for x in lines_of(out)] == [f"p{i}" for i in range(6)]
+    finished = out.read_bytes()
+    # finished: --resume with the same settings does nothing, with others it says so
+    assert invoke(*predict_args(trained_demo, data, out, "--resume")).exit_code == 0
+    result = invoke(*predict_args(trained_demo, data, out, "--resume", "--top-k", "2"))
+    assert result.exit_code == 2 and "is complete, written with top_k = 3, not 2" in result.output
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(data), "--labels",
+                    "spouse,employer", "--top-k", "3", "--output", str(out), "--resume")
+    assert result.exit_code == 2 and "is complete, written with labels = " in result.output
+    data.write_text("\n".join(edited) + "\n", encoding="utf-8")
+    result = invoke(*predict_args(trained_demo, data, out, "--resume"))
+    assert result.exit_code == 2 and "in.jsonl changed since it was written" in result.output
+    assert out.read_bytes() == finished
+
+
+def test_label_problems_are_one_line_errors_naming_the_labels(trained_demo, tmp_path):
+    data = write_posts(tmp_path / "in.jsonl", 2)
+    for labels, message in [
+        ("___,spouse", "label '___': its label text is empty (label_text = 'name')"),
+        ("spouse,Spouse", "labels 'spouse' and 'Spouse' differ only in case or spaces"),
+        ("place of birth,place  of Birth",
+         "labels 'place of birth' and 'place  of Birth' differ only in case or spaces"),
+    ]:
+        result = invoke("predict", "--run", str(trained_demo), "--input", str(data),
+                        "--labels", labels)
+        assert result.exit_code == 2, (labels, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    # a labels file saved with a byte order mark: the first label is read without it
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_bytes("\ufeffspouse\r\nemployer\n".encode())
+    assert read_label_file(labels_file) == ["spouse", "employer"]
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(data),
+                    "--labels-file", str(labels_file), "--no-progress")
+    assert result.exit_code == 0, result.output
+    ranked = [r["label"] for line in result.stdout.splitlines() for r in json.loads(line)["ranked"]]
+    assert set(ranked) == {"spouse", "employer"}
+
+
+def test_input_dash_reads_stdin_and_a_directory_is_named_as_one(trained_demo, posts, tmp_path):
+    from_file, from_stdin = tmp_path / "file.jsonl", tmp_path / "stdin.jsonl"
+    assert invoke(*predict_args(trained_demo, posts, from_file)).exit_code == 0
+    result = invoke(*predict_args(trained_demo, Path("-"), from_stdin), stdin=posts.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert from_stdin.read_bytes() == from_file.read_bytes()
+    result = invoke(*predict_args(trained_demo, Path("-"), None, "--no-progress"),
+                    stdin=b"\n{oops\n")
+    assert result.exit_code == 2 and "stdin:2: not valid JSON" in result.output
+    result = invoke(*predict_args(trained_demo, Path("-"), from_stdin, "--resume"), stdin=b"")
+    assert result.exit_code == 2 and "stdin is read once" in result.output
+    result = invoke(*predict_args(trained_demo, tmp_path, None))
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path}: is a directory, not a JSONL input file"

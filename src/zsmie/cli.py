@@ -393,11 +393,14 @@ def serve(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
+        if not 1 <= port <= 65535:  # checked before the model loads
+            raise ConfigError(f"--port {port}: must be between 1 and 65535")
+        limits = Limits(max_samples=max_samples, max_labels=max_labels)
         extractor = ZeroShotExtractor.from_run(run, device=device)
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
     batcher = MicroBatcher(extractor, batch_samples, max_wait_ms / 1000)
-    app_ = create_app(extractor, Limits(max_samples=max_samples, max_labels=max_labels), batcher)
+    app_ = create_app(extractor, limits, batcher)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

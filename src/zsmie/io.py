@@ -52,10 +52,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp makes 0600: give the file the old file's mode, or the usual mode of a new file
-    os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else NEW_FILE_MODE)
     try:
         write(tmp)
+        # mkstemp makes 0600, and a writer may recreate the file (safetensors does, 0600 again):
+        # give it the old file's mode, or the usual mode of a new file, once written
+        os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else NEW_FILE_MODE)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)

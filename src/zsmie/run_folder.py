@@ -50,9 +50,9 @@ def _holder(lock: Path) -> int | None:
     return None
 
 
-def _take_lock(run: Path) -> bool:
-    """Create RUN/.lock with our pid; False if this process holds it already."""
-    lock = run / LOCK
+def take_lock(lock: Path, name: str | Path, what: str) -> bool:
+    """Create `lock` (O_EXCL) with our pid, taking over a stale one; False if this process holds
+    it already. `name` and `what` ("this run folder") word the error of a lock held by another."""
     for _ in range(5):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -62,11 +62,11 @@ def _take_lock(run: Path) -> bool:
                 return False
             if pid is not None and _alive(pid):
                 raise RunFolderError(
-                    f"{run}: another zsmie process (pid {pid}) is writing this run folder; "
+                    f"{name}: another zsmie process (pid {pid}) is writing {what}; "
                     "wait for it to finish or stop it") from None
             with contextlib.suppress(FileNotFoundError):
                 if pid is None and time.time() - lock.stat().st_mtime < _YOUNG_S:
-                    raise RunFolderError(f"{run}: another process is taking this run folder "
+                    raise RunFolderError(f"{name}: another process is taking {what} "
                                          f"({lock} is being written)") from None
             log.warning("%s: taking over a stale lock (process %s is gone)", lock, pid)
             lock.unlink(missing_ok=True)
@@ -74,7 +74,12 @@ def _take_lock(run: Path) -> bool:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
         return True
-    raise RunFolderError(f"{run}: could not take {lock}")
+    raise RunFolderError(f"{name}: could not take {lock}")
+
+
+def _take_lock(run: Path) -> bool:
+    """Create RUN/.lock with our pid; False if this process holds it already."""
+    return take_lock(run / LOCK, run, "this run folder")
 
 
 def remove_run_files(run: Path) -> None:

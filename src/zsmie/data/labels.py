@@ -52,6 +52,14 @@ def check_label_set(labels: Sequence[str], where: str = "label set") -> None:
     duplicates = sorted(label for label, count in Counter(labels).items() if count > 1)
     if duplicates:
         raise DataError(f"{where}: duplicate label(s) {duplicates}")
+    # Equal up to case and spaces: one label twice, written two ways (refused, not merged).
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = " ".join(label.split()).casefold()
+        if key in seen:
+            raise DataError(f"{where}: labels {seen[key]!r} and {label!r} differ only in case or "
+                            "spaces; give one of them")
+        seen[key] = label
 
 
 def split_labels(text: str) -> list[str]:
@@ -60,9 +68,10 @@ def split_labels(text: str) -> list[str]:
 
 
 def read_label_file(path: str | Path) -> list[str]:
-    """One label per line (surrounding spaces dropped, blank lines skipped)."""
+    """One label per line (surrounding spaces dropped, blank lines skipped, a UTF-8 byte
+    order mark dropped)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
@@ -130,6 +139,10 @@ def label_texts(
             label_name(label, abbreviations, full=True) if name in clashes else name
             for label, name in zip(labels, names, strict=True)
         ]
+    for label, text in zip(labels, texts, strict=True):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"label {label!r}: its label text is empty (label_text = {mode!r}); "
+                            "give the label letters or digits, or a description")
     # Two labels with one text would get one prototype: the scores could not tell them apart.
     owners: dict[str, list[str]] = {}
     for label, text in zip(labels, texts, strict=True):

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from zsmie.data.sample import DataError
 from zsmie.models.typing import TypePriored
@@ -36,6 +37,12 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_samples: int = 64  # per request
     max_labels: int = 128  # per request
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_samples", "max_labels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} = {getattr(self, name)}: "
+                                 "must be at least 1")
 
 
 class PredictRequest(BaseModel):
@@ -61,11 +68,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"body: {declared} bytes, at most {limit} per request")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body: over {limit} bytes, at most {limit} per request")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"body: over {limit} bytes, at most {limit} per request")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client left: nobody reads the answer, nothing to log
+        raise HTTPException(400, "body: the client disconnected before sending all of it") from None
     return b"".join(chunks)
 
 
@@ -119,7 +129,10 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
         except (DataError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
         samples = [dataclasses.replace(s, image=None) for s in samples]  # server files: unread
-        predictions = await batcher.predict(samples, label_set)
+        try:
+            predictions = await batcher.predict(samples, label_set)
+        except (DataError, ValueError) as exc:  # this request's own input (it alone fails)
+            raise HTTPException(422, str(exc)) from None
         return {"predictions": [p.as_dict() for p in predictions]}
 
     return app

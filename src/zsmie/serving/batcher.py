@@ -83,13 +83,37 @@ class MicroBatcher:
                 results = await asyncio.to_thread(
                     self.extractor.rank_many, [(r.samples, r.label_set) for r in batch], "blank")
             except Exception as exc:  # a model failure answers its requests, the worker lives on
-                log.exception("model call on %d requests failed", len(batch))
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
+                if len(batch) > 1:  # one bad request must not fail the others: each alone
+                    for request in batch:
+                        await self._answer_alone(request)
+                    continue
+                self._fail(batch[0], exc)
                 continue
             self.calls += 1
             self.requests += len(batch)
             for request, predictions in zip(batch, results, strict=True):
                 if not request.future.done():
                     request.future.set_result(predictions)
+
+    async def _answer_alone(self, request: _Request) -> None:
+        if request.future.done():
+            return
+        try:
+            [predictions] = await asyncio.to_thread(
+                self.extractor.rank_many, [(request.samples, request.label_set)], "blank")
+        except Exception as exc:
+            self._fail(request, exc)
+            return
+        self.calls += 1
+        self.requests += 1
+        if not request.future.done():
+            request.future.set_result(predictions)
+
+    @staticmethod
+    def _fail(request: _Request, exc: Exception) -> None:
+        """The request's own failure: bad input (DataError, ValueError) is the client's and is
+        answered as such; anything else is logged with its traceback."""
+        if not isinstance(exc, ValueError):  # DataError is a ValueError
+            log.error("model call failed", exc_info=exc)
+        if not request.future.done():
+            request.future.set_exception(exc)

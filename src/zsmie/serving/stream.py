@@ -10,6 +10,7 @@ process, chunk for chunk the same batches.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,9 +37,11 @@ from zsmie.predict import (
     ZeroShotExtractor,
     warn_repeated_ids,
 )
+from zsmie.run_folder import RunFolderError, take_lock
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024
+STDIN = "-"  # the input read from standard input
 Lines = list[tuple[int, bytes]]  # (line number, raw line) of non-blank input lines
 
 
@@ -67,8 +70,21 @@ def settings_path(output: Path) -> Path:
     return target.with_name(target.name + ".partial.json")
 
 
-def finish(output: Path) -> None:
-    """Rename the complete partial file over the destination, keeping an old file's mode."""
+def lock_path(output: Path) -> Path:
+    """Held (with the writer's pid) while a predict writes `output`: a second writer is refused."""
+    target = destination(output)
+    return target.with_name(target.name + ".lock")
+
+
+def done_path(output: Path) -> Path:
+    """A finished output's settings and input fingerprint (what `--resume` compares)."""
+    target = destination(output)
+    return target.with_name(target.name + ".settings.json")
+
+
+def finish(output: Path, record: dict | None = None) -> None:
+    """Rename the complete partial file over the destination, keeping an old file's mode;
+    `record` (settings and input fingerprint) is kept in OUTPUT.settings.json."""
     target, partial = destination(output), partial_path(output)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -77,6 +93,94 @@ def finish(output: Path) -> None:
     os.chmod(partial, mode)
     os.replace(partial, target)
     settings_path(output).unlink(missing_ok=True)
+    if record is not None:
+        done = os.stat(target)
+        atomic_write_json(done_path(output), {**record, "output_bytes": done.st_size,
+                                              "output_mtime_ns": done.st_mtime_ns})
+
+
+def _line_key(raw: bytes) -> bytes:
+    return raw.strip() + b"\n"
+
+
+def input_fingerprint(path: Path, lines: int | None = None):
+    """sha256 over the first `lines` samples (non-blank lines, surrounding spaces dropped) of a
+    JSONL file, all of them when None; also how many there were."""
+    digest, count = hashlib.sha256(), 0
+    for _, raw in islice(iter_jsonl_lines(path), lines):
+        digest.update(_line_key(raw))
+        count += 1
+    return digest, count
+
+
+def _differs(saved: dict, settings: dict) -> str | None:
+    for key, value in settings.items():
+        if saved.get(key) != value:
+            return f"{key} = {saved.get(key)!r}, not {value!r}"
+    return None
+
+
+def check_finished(input_path: Path, output: Path, settings: dict) -> None:
+    """A finished output rerun with --resume: an error if its recorded settings or input differ
+    (a record that no longer describes the file, or none, is not read)."""
+    try:
+        saved = json.loads(done_path(output).read_text(encoding="utf-8"))
+        now = os.stat(destination(output))
+        current = (saved["output_bytes"] == now.st_size
+                   and saved["output_mtime_ns"] == now.st_mtime_ns)
+    except (OSError, ValueError, KeyError, TypeError):
+        current = False
+    if not current:
+        log.info("%s is complete: nothing to resume", output)
+        return
+    if (differs := _differs(saved, settings)) is not None:
+        raise DataError(f"{output} is complete, written with {differs}; rerun without --resume "
+                        "to replace it")
+    digest, count = input_fingerprint(input_path)
+    if count != saved.get("consumed") or digest.hexdigest() != saved.get("sha256"):
+        raise DataError(f"{output} is complete, but {input_path} changed since it was written "
+                        f"({count} samples, other sha256); rerun without --resume to replace it")
+    log.info("%s is complete: nothing to resume", output)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if str(a) == STDIN:  # stdin redirected from the output file
+            return os.path.samestat(os.fstat(sys.stdin.fileno()), os.stat(b))
+        return os.path.samefile(a, b)
+    except (OSError, ValueError, AttributeError):  # one of them does not exist (yet)
+        return False
+
+
+def read_once(path: Path) -> bool:
+    """`-` (stdin), a FIFO or a device such as /dev/stdin: read as it comes, once (no progress
+    total, no --resume, one process)."""
+    if str(path) == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _input_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    if str(path) == STDIN:
+        return ((n, raw) for n, raw in enumerate(sys.stdin.buffer, start=1) if raw.strip())
+    return iter_jsonl_lines(path)
+
+
+def _input_name(path: Path) -> str:
+    return "stdin" if str(path) == STDIN else path.name
+
+
+def _check_not_input(input_path: Path, output: Path) -> None:
+    """Refuse an output that is the input (the same file, also through a link or a hard link):
+    writing it would overwrite the samples being read."""
+    for path in (output, partial_path(output), settings_path(output)):
+        if _same_file(input_path, path):
+            raise DataError(f"--output {output}: writing {path} would overwrite the --input file "
+                            f"{input_path}; choose another --output")
 
 
 def count_samples(path: Path) -> int:
@@ -85,7 +189,7 @@ def count_samples(path: Path) -> int:
 
 
 def _chunks(path: Path, skip: int, size: int) -> Iterator[Lines]:
-    lines = islice(iter_jsonl_lines(path), skip, None)
+    lines = islice(_input_lines(path), skip, None)
     while chunk := list(islice(lines, size)):
         yield chunk
 
@@ -109,10 +213,9 @@ def resume_point(input_path: Path, output: Path, settings: dict) -> int:
     except (OSError, ValueError):
         raise DataError(f"{settings_path(output)}: missing or unreadable, so {partial} cannot be "
                         "resumed; rerun without --resume to start over") from None
-    for key, value in settings.items():
-        if saved.get(key) != value:
-            raise DataError(f"{partial} was written with {key} = {saved.get(key)!r}, not {value!r}; "
-                            "rerun with the same settings, or without --resume to start over")
+    if (differs := _differs(saved, settings)) is not None:
+        raise DataError(f"{partial} was written with {differs}; "
+                        "rerun with the same settings, or without --resume to start over")
     complete, end, last = 0, 0, b""
     with open(partial, "rb") as handle:
         for line in handle:
@@ -122,6 +225,16 @@ def resume_point(input_path: Path, output: Path, settings: dict) -> int:
     if end < partial.stat().st_size:
         log.info("%s: cutting a torn last line (%d bytes)", partial, partial.stat().st_size - end)
         os.truncate(partial, end)
+    consumed = saved.get("consumed")  # absent: written before fingerprints, ids checked only
+    if isinstance(consumed, int) and consumed > complete:
+        raise DataError(f"{settings_path(output)} records {consumed} lines written, {partial} has "
+                        f"{complete}; rerun without --resume to start over")
+    if isinstance(consumed, int):
+        digest, count = input_fingerprint(input_path, consumed)
+        if count < consumed or digest.hexdigest() != saved.get("sha256"):
+            raise DataError(f"{input_path}: its first {consumed} samples changed since {partial} "
+                            "was written from them (other sha256); rerun without --resume to "
+                            "start over")
     if complete:
         where = next(islice(iter_jsonl_lines(input_path), complete - 1, None), None)
         expected = _line_id(where[1], f"{input_path.name}:{where[0]}") if where else None
@@ -136,7 +249,8 @@ def _score(extractor: ZeroShotExtractor, path: Path, chunk: Lines, label_set: La
            images: str, seen_ids: set[str]) -> list[Prediction] | str:
     """One chunk's predictions, or its first problem as a message (raised by every process)."""
     try:
-        samples = [parse_jsonl_line(raw, f"{path.name}:{n}", path.parent) for n, raw in chunk]
+        samples = [parse_jsonl_line(raw, f"{_input_name(path)}:{n}", path.parent)
+                   for n, raw in chunk]
         samples = extractor.samples(samples)
         warn_repeated_ids(samples, seen_ids)
         return extractor.rank(samples, label_set, images)
@@ -147,10 +261,11 @@ def _score(extractor: ZeroShotExtractor, path: Path, chunk: Lines, label_set: La
 def scored_chunks(
     extractor: ZeroShotExtractor, path: Path, label_set: LabelSet, images: str = "error",
     chunk_size: int = CHUNK_SIZE, skip: int = 0, state: PartialState | None = None,
-    image_counts: Counter | None = None,
+    image_counts: Counter | None = None, consumed=None,
 ) -> Iterator[list[Prediction]]:
     """Predictions chunk by chunk, in input order, after the first `skip` samples; chunks are
-    shared round-robin between the processes of `state`, and every process yields them all."""
+    shared round-robin between the processes of `state`, and every process yields them all.
+    `consumed` (a hashlib object) is updated with each chunk's input lines before it is yielded."""
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
     chunks = _chunks(path, skip, chunk_size)
     seen_ids: set[str] = set()
@@ -159,9 +274,12 @@ def scored_chunks(
         if image_counts is not None and rank < len(batch):
             image_counts.update(extractor.last_image_report)
         results = gather_object([mine]) if world > 1 else [mine]
-        for result in results[: len(batch)]:
+        for lines, result in zip(batch, results[: len(batch)], strict=True):
             if isinstance(result, str):
                 raise DataError(result)
+            if consumed is not None:
+                for _, raw in lines:
+                    consumed.update(_line_key(raw))
             yield result
 
 
@@ -195,38 +313,69 @@ def predict_file(
     if resume and direct:
         raise DataError(f"--resume continues a regular --output file; {output} is a FIFO or "
                         "a device, written through")
-    if not input_path.is_file():
+    once = read_once(input_path)
+    if input_path.is_dir():
+        raise DataError(f"{input_path}: is a directory, not a JSONL input file")
+    if not once and not input_path.is_file():
         raise FileNotFoundError(f"{input_path}: no such input file")
+    if resume and once:
+        raise DataError(f"--resume reads the --input again, and {_input_name(input_path)} is read "
+                        "once (stdin, a FIFO or a device): give a file")
+    if output is not None:
+        _check_not_input(input_path, output)
     state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes: gloo
     main = state.is_main_process
+    if once and state.num_processes > 1:
+        raise DataError(f"{_input_name(input_path)} is read once, by one process: give a file "
+                        "to share the input between processes")
     extractor = ZeroShotExtractor.from_run(run_dir, device=state.device)
     label_set = extractor.label_set(labels, descriptions, top_k, open_set)
     settings = {"run": os.path.abspath(run_dir), "input": os.path.abspath(input_path),
                 "labels": list(label_set.labels), "texts": list(label_set.texts),
                 "top_k": top_k, "open_set": open_set, "images": images}
     if output is not None and resume and output.is_file() and not partial_path(output).exists():
-        log.info("%s is complete: nothing to resume", output)
+        check_finished(input_path, output, settings)
         return 0
     start: int | str = 0
-    if main and output is not None and not direct:
-        try:
-            start = resume_point(input_path, output, settings) if resume else 0
-            if not resume:
-                if partial_path(output).exists():
-                    log.warning("%s: starting over (--resume continues it)", partial_path(output))
+    locked = False
+    try:
+        if main and output is not None and not direct:
+            try:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                partial_path(output).write_bytes(b"")
-                atomic_write_json(settings_path(output), settings)
-        except (DataError, OSError) as exc:
-            start = (f"cannot write {output}: {exc.strerror or exc}" if isinstance(exc, OSError)
-                     else str(exc))
-    if state.num_processes > 1:
-        start = broadcast_object_list([start])[0]
-    if isinstance(start, str):
-        raise DataError(start)
+                locked = take_lock(lock_path(output), output, f"this output ({lock_path(output)})")
+                fresh = not (resume and partial_path(output).is_file())
+                start = 0 if fresh else resume_point(input_path, output, settings)
+                if fresh:
+                    if partial_path(output).exists():
+                        log.warning("%s: starting over (--resume continues it)", partial_path(output))
+                    partial_path(output).write_bytes(b"")
+                    atomic_write_json(settings_path(output), {**settings, "consumed": 0,
+                                                              "sha256": hashlib.sha256().hexdigest()})
+            except (DataError, RunFolderError, OSError) as exc:
+                start = (f"cannot write {output}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                         else str(exc))
+        if state.num_processes > 1:
+            start = broadcast_object_list([start])[0]
+        if isinstance(start, str):
+            raise DataError(start)
+        return _predict_rest(extractor, input_path, label_set, images, output, direct, chunk_size,
+                             start, state, progress, settings)
+    finally:
+        if locked:
+            lock_path(output).unlink(missing_ok=True)
+
+
+def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: LabelSet,
+                  images: str, output: Path | None, direct: bool, chunk_size: int, start: int,
+                  state: PartialState, progress: bool, settings: dict) -> int:
+    """predict_file after its output is held and its resume point known. After each chunk is
+    on disk, OUTPUT.partial.json records how many input lines it holds and their sha256."""
+    main = state.is_main_process
+    record = main and output is not None and not direct
+    consumed = (input_fingerprint(input_path, start)[0] if start else hashlib.sha256()) if record else None
     if start:
         log.info("resuming %s after its %d complete lines", partial_path(output), start)
-    total = count_samples(input_path) - start if main else 0
+    total = None if read_once(input_path) else (count_samples(input_path) - start if main else 0)
     counts: Counter = Counter()
     bar = tqdm(total=total, unit=" samples", desc="predict", dynamic_ncols=True,
                disable=not (main and progress and sys.stderr.isatty()))
@@ -236,12 +385,15 @@ def predict_file(
         handle = open(output if direct else partial_path(output), "a", encoding="utf-8")
     try:
         for predictions in scored_chunks(extractor, input_path, label_set, images, chunk_size,
-                                         start, state, counts):
+                                         start, state, counts, consumed):
             if main:
                 if handle is not None:
                     _write(handle, predictions)
-                    if not direct:
+                    if record:
                         os.fsync(handle.fileno())
+                        atomic_write_json(settings_path(output), {
+                            **settings, "consumed": start + written + len(predictions),
+                            "sha256": consumed.hexdigest()})
                 else:
                     _write(sys.stdout, predictions)
             written += len(predictions)
@@ -250,8 +402,8 @@ def predict_file(
         bar.close()
         if handle is not None:
             handle.close()
-    if main and output is not None and not direct:
-        finish(output)
+    if record:
+        finish(output, {**settings, "consumed": start + written, "sha256": consumed.hexdigest()})
     state.wait_for_everyone()
     log.info("%d predictions (%d processes); images of this process %s", written,
              state.num_processes, dict(counts))
