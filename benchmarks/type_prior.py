@@ -87,6 +87,14 @@ def signature_groups(by_seed: dict[int, dict]) -> dict[tuple[str, str], list[flo
     return out
 
 
+def choice(record: dict) -> str:
+    """A run's chosen prior in words: source, lambda as a multiple of the spread, T."""
+    if record["weight"] == 0:
+        return "none (lambda 0)"
+    temperature = f" T={record['temperature']:g}" if record["source"] != "typer" else ""
+    return f"{record['source']} {record['weight'] / max(record['spread'], 1e-9):.2g}x{temperature}"
+
+
 def summary(values: list[float]) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.mean(values):.1f} ± {100 * sd:.1f}"
@@ -129,6 +137,20 @@ def tables(cells: dict[str, dict[int, dict]], command: str, notes: list[str]) ->
         lines.append(f"| {TITLES[row]} | {100 * d_f1.mean:+.1f} | [{100 * d_f1.low:+.1f}, "
                      f"{100 * d_f1.high:+.1f}] | {d_f1.wins} of {len(d_f1.seeds)} | "
                      f"{100 * d_acc.mean:+.1f} | [{100 * d_acc.low:+.1f}, {100 * d_acc.high:+.1f}] |")
+    floors = [(row, floor) for row, floor in (("recommended", "free"),
+                                              ("recommended_names", "free_names"))
+              if row in cells and floor in cells]
+    if floors:
+        lines += ["", "Against the floor: the trained row minus the training-free row with the same "
+                  "label text, both with their type prior (test F1, per seed):", "",
+                  "| Row | mean | 95% CI | seeds above | per seed |", "|---|---|---|---|---|"]
+        for row, floor in floors:
+            a = {s: r["test"]["f1"] for s, r in cells[row].items()}
+            b = {s: r["test"]["f1"] for s, r in cells[floor].items()}
+            d = paired_difference(a, b)
+            lines.append(f"| {TITLES[row]} | {100 * d.mean:+.1f} | [{100 * d.low:+.1f}, "
+                         f"{100 * d.high:+.1f}] | {d.wins} of {len(d.seeds)} | "
+                         + " ".join(f"{100 * (a[s] - b[s]):+.1f}" for s in d.seeds) + " |")
     lines += ["", "Per-relation test F1 by type signature, pooled over (seed, relation): relations "
               "that share their (head, tail) types with another test relation of the split "
               "(the prior cannot separate them) and relations alone with theirs:", "",
@@ -142,10 +164,7 @@ def tables(cells: dict[str, dict[int, dict]], command: str, notes: list[str]) ->
             for g in ("shared", "alone", "per-per") for p in ("without", "with")) + " |")
     lines += ["", "Chosen on validation (source, lambda as a multiple of the score spread, T):", ""]
     for row, by_seed in cells.items():
-        chosen = [f"seed {s}: {r['type_prior']['source']} "
-                  f"{r['type_prior']['weight'] / max(r['type_prior']['spread'], 1e-9):.2g}x"
-                  + (f" T={r['type_prior']['temperature']:g}" if r['type_prior']['source'] != "typer" else "")
-                  for s, r in sorted(by_seed.items())]
+        chosen = [f"seed {s}: " + choice(r["type_prior"]) for s, r in sorted(by_seed.items())]
         lines.append(f"- {TITLES[row]}: " + "; ".join(chosen))
     lines += ["", *notes, ""]
     buffer = io.StringIO()
