@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from zsmie.config import Config
 from zsmie.encoders.text import TextEncoder
 from zsmie.models.base import HeadOutput
-from zsmie.models.pipeline import ZeroShotModel
+from zsmie.models.pipeline import WrappedModel, ZeroShotModel
 from zsmie.models.similarity import SentenceSimilarity
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -59,7 +59,7 @@ def reference_model(trained: nn.Module, config: Config) -> ZeroShotModel:
     return ZeroShotModel(text, SentenceSimilarity())
 
 
-class ScoreEnsemble(nn.Module):
+class ScoreEnsemble(WrappedModel):
     """A trained model whose scores are mixed with the training-free similarity's; it has
     the faces of a ZeroShotModel that evaluation and prediction use."""
 
@@ -70,16 +70,8 @@ class ScoreEnsemble(nn.Module):
         self.trained, self.reference, self.weight = trained, reference, weight
 
     @property
-    def text(self) -> TextEncoder:
-        return self.trained.text
-
-    @property
-    def uses_images(self) -> bool:
-        return self.trained.uses_images
-
-    @property
-    def vision(self):
-        return self.trained.vision
+    def wrapped(self) -> nn.Module:
+        return self.trained
 
     def prototypes(self, label_texts: list[str]) -> EnsemblePrototypes:
         return EnsemblePrototypes(

@@ -116,3 +116,24 @@ class ZeroShotModel(nn.Module):
                 f"unexpected {unexpected[:5]})"
             )
         self.load_state_dict(state, strict=False)
+
+
+class WrappedModel(nn.Module):
+    """A model around another (`wrapped`: a score ensemble, a type prior) that keeps the
+    faces of a ZeroShotModel that evaluation and prediction read."""
+
+    @property
+    def wrapped(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def text(self) -> TextEncoder:
+        return self.wrapped.text
+
+    @property
+    def uses_images(self) -> bool:
+        return self.wrapped.uses_images
+
+    @property
+    def vision(self):
+        return self.wrapped.vision

@@ -34,6 +34,7 @@ from zsmie.config import Config
 from zsmie.data.types import DEFAULT_TYPES, Types
 from zsmie.encoders.text import TextEncoder
 from zsmie.models.base import HeadOutput
+from zsmie.models.pipeline import WrappedModel
 
 TYPE_PRIOR_FILE = "type_prior.json"
 SOURCES = ("phrases", "typer", "both")
@@ -127,7 +128,7 @@ class TypedPrototypes:
                                if rows is not None else None)
 
 
-class TypePriored(nn.Module):
+class TypePriored(WrappedModel):
     """A model whose scores take the type term at weight lambda; it has the faces of a
     ZeroShotModel that evaluation and prediction use. Labels without types (plain texts)
     and samples without entity texts get the model's scores unchanged."""
@@ -139,21 +140,13 @@ class TypePriored(nn.Module):
         self.inner, self.typer, self.weight = inner, typer, weight
 
     @property
-    def text(self) -> TextEncoder:
-        return self.inner.text
+    def wrapped(self) -> nn.Module:
+        return self.inner
 
     @property
     def trained(self) -> nn.Module:
         """The trained model inside (what reads the samples' tokens and feature cache)."""
         return getattr(self.inner, "trained", self.inner)
-
-    @property
-    def uses_images(self) -> bool:
-        return self.inner.uses_images
-
-    @property
-    def vision(self):
-        return self.inner.vision
 
     def prototypes(self, label_texts: list[str]) -> TypedPrototypes:
         types = getattr(label_texts, "types", None)

@@ -60,26 +60,28 @@ def written_through(output: Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
-def partial_path(output: Path) -> Path:
+def _beside(output: Path, suffix: str) -> Path:
+    """The file named after `output`'s destination plus `suffix`, in its folder."""
     target = destination(output)
-    return target.with_name(target.name + ".partial")
+    return target.with_name(target.name + suffix)
+
+
+def partial_path(output: Path) -> Path:
+    return _beside(output, ".partial")
 
 
 def settings_path(output: Path) -> Path:
-    target = destination(output)
-    return target.with_name(target.name + ".partial.json")
+    return _beside(output, ".partial.json")
 
 
 def lock_path(output: Path) -> Path:
     """Held (with the writer's pid) while a predict writes `output`: a second writer is refused."""
-    target = destination(output)
-    return target.with_name(target.name + ".lock")
+    return _beside(output, ".lock")
 
 
 def done_path(output: Path) -> Path:
     """A finished output's settings and input fingerprint (what `--resume` compares)."""
-    target = destination(output)
-    return target.with_name(target.name + ".settings.json")
+    return _beside(output, ".settings.json")
 
 
 def finish(output: Path, record: dict | None = None) -> None:
