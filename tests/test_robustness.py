@@ -87,6 +87,7 @@ from zsmie.data.datasets import load_samples
 from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.mnre import parse_mnre_line, read_mnre_file
 from zsmie.data.sample import DataError, Span
+from zsmie.errors import CheckpointError
 from zsmie.io import NEW_FILE_MODE, atomic_write, atomic_write_text
 from zsmie.models.pipeline import read_weights
 from zsmie.predict import ZeroShotExtractor
@@ -298,7 +299,7 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path):
 def test_a_damaged_checkpoint_state_is_a_clear_error(tiny_run, tmp_path):
     for text in ("{not json", "[]", '{"epoch": 1, "surprise": 2}', '{"epoch": "one"}', "\xff"):
         (tmp_path / "state.json").write_text(text, encoding="latin-1")
-        with pytest.raises(DataError, match=r"state.json: not a checkpoint state"):
+        with pytest.raises(CheckpointError, match=r"state.json: not a checkpoint state"):
             read_state(tmp_path / "state.json")
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -326,7 +327,7 @@ def test_evaluate_refuses_weights_that_are_not_safetensors(tiny_run, tmp_path):
     (run / "best.safetensors").write_bytes(os.urandom(4096))
     one_line_error(invoke("evaluate", "--run", str(run)), "best.safetensors: not a safetensors")
     (tmp_path / "pickled.safetensors").write_bytes(pickle.dumps({"w": torch.zeros(2)}))
-    with pytest.raises(DataError, match="pickled.safetensors: not a safetensors weights file"):
+    with pytest.raises(CheckpointError, match="pickled.safetensors: not a safetensors weights file"):
         read_weights(tmp_path / "pickled.safetensors")
 
 

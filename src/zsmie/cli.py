@@ -15,8 +15,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
-from zsmie.encoders.packaged import EncoderError
-from zsmie.run_folder import RunFolderError, claim_run
+from zsmie.errors import ZsmieError
+from zsmie.run_folder import claim_run
 
 
 class _HelpFlag:
@@ -44,7 +44,8 @@ app = typer.Typer(
          "`train`, then use it with `predict` or `serve`.",
 )
 # OSError: files that cannot be read or written (the messages name them).
-USER_ERRORS = (ConfigError, DataError, EncoderError, RunFolderError, OSError)
+# ZsmieError: every one-line error of zsmie (config, data, checkpoint, encoder, run folder).
+USER_ERRORS = (ZsmieError, OSError)
 RESUME_HELP = ("continue the run in OUT from its last epoch checkpoint, with its saved config.toml "
                "(after a crash or a kill)")
 OVERWRITE_HELP = "replace the run in a non-empty OUT (without it a non-empty OUT is refused)"

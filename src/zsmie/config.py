@@ -18,8 +18,10 @@ from typing import Any
 
 import tomli_w
 
+from zsmie.errors import ZsmieError
 
-class ConfigError(ValueError):
+
+class ConfigError(ZsmieError, ValueError):
     """A configuration file or override that cannot be used; the message names the key."""
 
 

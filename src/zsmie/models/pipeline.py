@@ -10,15 +10,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from zsmie.data.batching import Batch
-from zsmie.data.sample import DataError
 from zsmie.encoders.text import TextEncoder, entity_token_mask, gather_entity_vector
 from zsmie.encoders.vision import VisionEncoder
+from zsmie.errors import CheckpointError
 from zsmie.io import atomic_write
 from zsmie.models.base import Features, HeadOutput, ZeroShotHead
 
 
 def read_weights(path: str | Path, header_only: bool = False) -> dict[str, Tensor]:
-    """A safetensors file's tensors; anything else (random bytes, a pickle) is a DataError.
+    """A safetensors file's tensors; anything else (random bytes, a pickle) is a CheckpointError.
 
     `header_only` checks the file's header (cheap, before any slow setup) and returns {}."""
     try:
@@ -28,7 +28,7 @@ def read_weights(path: str | Path, header_only: bool = False) -> dict[str, Tenso
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: not a safetensors weights file ({reason:.160})") from None
+        raise CheckpointError(f"{path}: not a safetensors weights file ({reason:.160})") from None
 
 
 class ZeroShotModel(nn.Module):
@@ -111,7 +111,7 @@ class ZeroShotModel(nn.Module):
         expected = set(self.trainable_state_dict())
         absent, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if absent or unexpected:
-            raise DataError(
+            raise CheckpointError(
                 f"{source}: weights do not fit this model (missing {absent[:5]}, "
                 f"unexpected {unexpected[:5]})"
             )

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from zsmie.data.sample import DataError
+from zsmie.errors import CheckpointError
 from zsmie.io import atomic_write, atomic_write_json, read_jsonl
 from zsmie.models.pipeline import read_weights
 
@@ -58,16 +58,16 @@ def save_checkpoint(run: Path, model, optimizer, state: TrainState) -> None:
 
 
 def read_state(path: Path) -> TrainState:
-    """`state.json` as a TrainState; a damaged file is a DataError naming it."""
+    """`state.json` as a TrainState; a damaged file is a CheckpointError naming it."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         state = TrainState(**data)
     except (ValueError, TypeError) as exc:  # bad JSON or UTF-8, or the wrong fields
-        raise DataError(f"{path}: not a checkpoint state ({type(exc).__name__}); the checkpoint "
+        raise CheckpointError(f"{path}: not a checkpoint state ({type(exc).__name__}); the checkpoint "
                         "is damaged: start the run again with --overwrite") from None
     fields = asdict(state)
     if not all(isinstance(v, int | float) and not isinstance(v, str) for v in fields.values()):
-        raise DataError(f"{path}: not a checkpoint state (fields {fields})")
+        raise CheckpointError(f"{path}: not a checkpoint state (fields {fields})")
     return state
 
 
@@ -83,7 +83,7 @@ def load_checkpoint(run: Path, model, optimizer) -> TrainState:
     try:
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-        raise DataError(f"{folder / 'optimizer.pt'}: not this run's optimiser state "
+        raise CheckpointError(f"{folder / 'optimizer.pt'}: not this run's optimiser state "
                         f"({type(exc).__name__}); the checkpoint is damaged") from None
     set_rng_state({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")})
     return state

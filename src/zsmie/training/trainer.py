@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config, save_config
+from zsmie.errors import ZsmieError
 from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.io import append_jsonl, atomic_write_json
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 SUMMARY = ("precision", "recall", "f1", "accuracy")
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(ZsmieError, RuntimeError):
     """A loss term became NaN or infinite; the last good checkpoint is kept."""
 
 
