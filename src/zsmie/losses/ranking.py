@@ -1,4 +1,8 @@
-"""Max-margin ranking loss (paper, Eq. 13)."""
+"""Max-margin ranking loss (paper, Eq. 13).
+
+It is also the task loss through which MG-VMoE maximises the variational lower bound on
+I(Z, Y), E_q(Z|M)[log p(Y|M)] (Eq. 7): the second term of the bottleneck objective (Eq. 1).
+"""
 
 from __future__ import annotations
 

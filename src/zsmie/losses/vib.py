@@ -1,4 +1,9 @@
-"""Variational information bottleneck terms of the VMoE layer (paper, Eqs. 4 and 6)."""
+"""Variational information bottleneck terms of the VMoE layer (paper, Eqs. 4-6).
+
+The compression term I(M, Z) of the bottleneck (Eq. 1) is intractable; Eq. 5 bounds it by
+KL(q(Z|M) || p(Z)) with a standard normal prior, which Eq. 6 sums over the experts: that is
+`gaussian_kl`. The other term, I(Z, Y), is bounded by the task loss (Eq. 7, losses/ranking.py).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ def masked_token_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor, reduction: str = "sum") -> Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)) per token over its experts and dimensions (Eq. 6).
+    """KL(N(mu, sigma^2) || N(0, I)) per token over its experts and dimensions (Eq. 6), the
+    variational upper bound on I(M, Z) (Eq. 5).
 
     mu, logvar [B, N, K, d] -> [B, N]; 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2).
     `sum` over experts and dimensions is Eq. 6 (and the release); `mean` divides by K * d,

@@ -86,7 +86,10 @@ class MGVMoE(ZeroShotHead):
         return HeadOutput(scores, embedding, losses, {"nodes": nodes, "attention": alpha}, stats)
 
     def loss(self, output: HeadOutput, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Eq. 14: L = L_rank + beta * (L_aux + L_reg + L_cl + L_vat)."""
+        """Eq. 14: L = L_rank + beta * (L_aux + L_reg + L_cl + L_vat).
+
+        The bottleneck of Eq. 1, beta I(M, Z) - I(Z, Y), is in here: L_reg bounds I(M, Z) from
+        above (Eqs. 5-6) and L_rank optimises the lower bound on I(Z, Y) (Eq. 7)."""
         rank, terms = super().loss(output, labels)
         extra = sum(output.losses.values(), rank.new_zeros(()))
         terms.update(output.losses)
