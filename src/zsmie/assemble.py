@@ -23,6 +23,7 @@ from zsmie.data.batching import (
     collate,
 )
 from zsmie.data.datasets import LABEL_ABBREVIATIONS, cap_per_label, load_samples
+from zsmie.data.fewrel import read_extra
 from zsmie.data.images import ImageReport, apply_image_policy, load_rgb
 from zsmie.data.labels import label_texts, read_descriptions
 from zsmie.data.open_world import NONE_CLASS, hold_out_seen, with_none_class
@@ -211,15 +212,34 @@ def split_parts(config: Config, samples: list[Sample]) -> tuple[LabelSplit, dict
     return split, parts
 
 
+def with_extra_relations(config: Config, split: LabelSplit, parts: dict[str, list[Sample]]
+                         ) -> tuple[LabelSplit, dict[str, list[Sample]], dict[str, str]]:
+    """`data.extra_train`'s relations added to the training part and labels, less those that
+    overlap a validation or test relation (zsmie.data.fewrel), and the added labels' texts."""
+    if not config.data.extra_train:
+        return split, parts, {}
+    extra = read_extra(config.data.extra_train, config.data.extra_max_per_label, config.seed)
+    keep = extra.usable(split.val + split.test)
+    log.info("extra relations: %d of %d used; left out as overlapping this split's validation "
+             "or test relations: %s", len(keep), len(extra.samples),
+             [label for label in extra.samples if label not in keep])
+    texts = extra.descriptions if config.label_text == "description" else extra.names
+    split = LabelSplit(split.train + tuple(keep), split.val, split.test)
+    parts = {**parts, "train": parts["train"] + [s for label in keep for s in extra.samples[label]]}
+    return split, parts, {label: texts[label] for label in keep}
+
+
 def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     samples = load_samples(config)
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
     parts["val"] = cap_per_label(parts["val"], config.data.val_max_per_label)
+    split, parts, extra_texts = with_extra_relations(config, split, parts)
     none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)
-                                    if label not in none])
+                                    if label not in none and label not in extra_texts])
     texts.update({label: config.open_world.none_text for label in none})
+    texts.update(extra_texts)
 
     model = build_model(config)
     if device is not None:

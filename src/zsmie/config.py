@@ -39,6 +39,13 @@ class DataConfig:
     # Zero-shot label split: "auto" picks the task's protocol (MNRE seeded shuffle, WikiDiverse
     # rotated type groups); a list file is also accepted by later issues.
     split: str = "auto"
+    # Extra training relations in the FewRel format (a file, or a folder such as
+    # ../shared/data/fewrel with its overlap.toml and pid2name.json; zsmie.data.fewrel): added
+    # to the training part of every split, less each relation that overlaps one of the split's
+    # validation or test relations. "" = none.
+    extra_train: str = ""
+    # At most this many samples per extra relation (0 = all), drawn with the run's seed.
+    extra_max_per_label: int = 100
 
 
 @dataclass
@@ -228,6 +235,12 @@ class Config:
                               f"(the None samples it trains on), got {self.protocol!r}")
         if not self.open_world.none_text.strip():
             raise ConfigError("open_world.none_text = '': the none class needs a text")
+        if self.data.extra_train and (self.task != "mre" or self.protocol == "generalized"):
+            raise ConfigError(
+                f"data.extra_train = {self.data.extra_train!r} needs task = \"mre\" and the "
+                f"zero-shot or open protocol (got task = {self.task!r}, protocol = "
+                f"{self.protocol!r}): extra relations join the training relations, which the "
+                "generalized protocol would then offer as seen candidates")
         if self.train.type_search and self.task != "mre":
             raise ConfigError("train.type_search = true needs task = \"mre\": the type prior "
                               "checks a relation's argument types; MET's labels are the types")
@@ -239,7 +252,9 @@ class Config:
         finite = math.isfinite
         counts = {"train.steps_per_epoch": t.steps_per_epoch, "train.num_workers": t.num_workers,
                   "data.max_per_label": self.data.max_per_label,
-                  "data.val_max_per_label": self.data.val_max_per_label, "model.proj_dim": m.proj_dim}
+                  "data.val_max_per_label": self.data.val_max_per_label,
+                  "data.extra_max_per_label": self.data.extra_max_per_label,
+                  "model.proj_dim": m.proj_dim}
         positive = {"train.lr": t.lr, "model.scale": m.scale}
         nonneg = {"train.weight_decay": t.weight_decay, "train.grad_clip": t.grad_clip,
                   "model.margin": m.margin, "model.beta": m.beta, "model.tau_lr": m.tau_lr}
