@@ -54,9 +54,17 @@ ROOT = HERE.parent
 FREE = ["model.name=similarity", "text.finetune=false", "train.wise_search=false",
         "train.ensemble_search=false"]
 NAMES = ["label_text=verbalised", "label_descriptions="]  # no hand-written descriptions
-ROWS = {"free": FREE, "recommended": [], "free_names": FREE + NAMES, "recommended_names": NAMES}
+FEWREL = ROOT.parent / "shared" / "data" / "fewrel"
+# FewRel's validation relations joined to training, at most 30 sentences each, every relation
+# overlapping the split's validation or test relations left out (zsmie.data.fewrel)
+EXTRA = [f"data.extra_train={FEWREL}", "data.extra_max_per_label=30"]
+ROWS = {"free": FREE, "recommended": [], "free_names": FREE + NAMES, "recommended_names": NAMES,
+        "recommended_fewrel": EXTRA}
+# a row that adds one lever to another: paired against it (validation decides whether to keep it)
+LEVERS = {"recommended_fewrel": "recommended"}
 TITLES = {"free": "Training-free (descriptions)", "recommended": "Recommended (descriptions)",
-          "free_names": "Training-free (names only)", "recommended_names": "Recommended (names only)"}
+          "free_names": "Training-free (names only)", "recommended_names": "Recommended (names only)",
+          "recommended_fewrel": "Recommended + FewRel relations"}
 
 
 def run_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict:
@@ -162,6 +170,21 @@ def tables(cells: dict[str, dict[int, dict]], command: str, notes: list[str]) ->
             lines.append(f"| {TITLES[row]} | {100 * d.mean:+.1f} | [{100 * d.low:+.1f}, "
                          f"{100 * d.high:+.1f}] | {d.wins} of {len(d.seeds)} | "
                          + " ".join(f"{100 * (a[s] - b[s]):+.1f}" for s in d.seeds) + " |")
+    levers = [(row, base) for row, base in LEVERS.items() if row in cells and base in cells]
+    if levers:
+        lines += ["", "A lever against the row it adds to, both with their type prior (per seed; "
+                  "keep the lever only if validation says so):", "",
+                  "| Row | against | Δ val F1 [95% CI] | Δ test F1 [95% CI] | test seeds better | "
+                  "per seed (test) |", "|---|---|---|---|---|---|"]
+        for row, base in levers:
+            d = {part: paired_difference({s: r[part]["f1"] for s, r in cells[row].items()},
+                                         {s: r[part]["f1"] for s, r in cells[base].items()})
+                 for part in ("val", "test")}
+            lines.append(f"| {TITLES[row]} | {TITLES[base]} | " + " | ".join(
+                f"{100 * d[p].mean:+.1f} [{100 * d[p].low:+.1f}, {100 * d[p].high:+.1f}]"
+                for p in ("val", "test")) + f" | {d['test'].wins} of {len(d['test'].seeds)} | "
+                + " ".join(f"{100 * (cells[row][s]['test']['f1'] - cells[base][s]['test']['f1']):+.1f}"
+                           for s in d["test"].seeds) + " |")
     lines += ["", "Per-relation test F1 by type signature, pooled over (seed, relation): relations "
               "that share their (head, tail) types with another test relation of the split "
               "(the prior cannot separate them) and relations alone with theirs:", "",
