@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
 # No model hub on the dev machines and CI: fail fast instead of waiting on the network.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -10,16 +12,19 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install test demo lint bench clean
 
+# torch first, from TORCH_INDEX when given: PyPI's torch==2.13.0 is the CUDA build on Linux
+# x86_64 (GBs); `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes the CPU
+# build. Without it, pip's configured index (and find-links) decide. Nothing else is installed.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU wheel of torch 2.13.0 (an unpinned torch pulls a multi-GB CUDA build).
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The page test drives Debian's chromium and its driver: installed here where apt-get is at
-# hand as root (CI: a fresh machine), checked once; elsewhere the test skips, saying why.
+# The page test drives Debian's chromium and its driver: installed for `make test` only, where
+# apt-get is at hand as root (CI: a fresh machine), checked once; elsewhere the test skips,
+# saying why. `make install` and `make demo` never install a browser.
 CHROMIUM_STAMP := $(VENV)/.chromium-stamp
 $(CHROMIUM_STAMP): $(STAMP)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
@@ -31,15 +36,15 @@ $(CHROMIUM_STAMP): $(STAMP)
 	fi
 	touch $(CHROMIUM_STAMP)
 
-install: $(STAMP) $(CHROMIUM_STAMP)
+install: $(STAMP)
 
-test: install
+test: $(STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m pytest -q
 
-demo: install
+demo: $(STAMP)
 	$(VENV)/bin/zsmie demo --out runs/demo --overwrite
 
-lint: install
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:

@@ -32,7 +32,7 @@ from zsmie.evaluation.open_set import (
 from zsmie.evaluation.run import evaluate_run
 from zsmie.models.pipeline import ZeroShotModel
 from zsmie.models.registry import build_head
-from zsmie.predict import ZeroShotExtractor
+from zsmie.predict import Prediction, ZeroShotExtractor
 from zsmie.training.trainer import train
 
 DEMO_TOML = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
@@ -271,7 +271,12 @@ def test_predict_command_writes_one_line_per_sample(demo_run, tmp_path, monkeypa
         assert set(line) == {"id", "prediction", "ranked"} and len(line["ranked"]) == 2
         assert line["prediction"] == line["ranked"][0]["label"]
         assert line["ranked"][0]["score"] >= line["ranked"][1]["score"]
+        # printed with 4 decimals: further digits are batch-composition noise
+        assert all(r["score"] == round(r["score"], 4) for r in line["ranked"])
     assert [line["prediction"] for line in lines] == ["place_of_birth", "subsidiary"]
+    assert '"score": ' in out.read_text() and not any(
+        len(part.split(",")[0].split("}")[0].split(".")[-1]) > 4
+        for part in out.read_text().split('"score": ')[1:])
     result = invoke("predict", "--run", str(demo_run), "--input", str(posts), "--labels",
                     "spouse,subsidiary,spouse")
     assert result.exit_code == 2 and "duplicate label(s) ['spouse']" in result.output
@@ -303,3 +308,10 @@ def test_image_models_score_samples_with_without_and_with_broken_images(extracto
     assert same_ranking(predictions[1].ranked, predictions[2].ranked)
     # ...and the image does reach the model.
     assert not same_ranking(predictions[0].ranked, predictions[1].ranked)
+
+
+def test_json_scores_have_four_decimals_and_the_python_api_keeps_them_whole():
+    prediction = Prediction("a", [("x", 1.9880566596984863), ("y", -0.12345678)], "x")
+    assert prediction.as_dict()["ranked"] == [{"label": "x", "score": 1.9881},
+                                              {"label": "y", "score": -0.1235}]
+    assert prediction.ranked[0][1] == 1.9880566596984863

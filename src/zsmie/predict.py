@@ -51,6 +51,9 @@ PREDICT_ADVICE = ("Pass --images blank (Python: images=\"blank\") to score them 
 SampleLike = Sample | Mapping[str, Any]
 Descriptions = Mapping[str, str] | str | Path | None
 PROTOTYPE_CACHE = 64  # label sets whose prototypes are kept (frozen text encoders)
+# Decimals of the scores in JSON output (predict's lines, the service, the page): further digits
+# differ with the batch a sample is scored in (float32 sums in another order) and carry nothing.
+SCORE_DECIMALS = 4
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,12 @@ class Prediction:
     prediction: str  # ranked[0]'s label, or "none of these" (open set)
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form: scores rounded to SCORE_DECIMALS (`ranked` keeps them whole)."""
         return {
             "id": self.id,
             "prediction": self.prediction,
-            "ranked": [{"label": label, "score": score} for label, score in self.ranked],
+            "ranked": [{"label": label, "score": round(score, SCORE_DECIMALS)}
+                       for label, score in self.ranked],
         }
 
 
