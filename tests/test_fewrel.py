@@ -115,3 +115,19 @@ def test_real_fewrel_never_trains_on_a_split_unseen_relation(mnre_dir):
             else:
                 assert label in added, (seed, label)
     assert "extra/P26" in left_out_somewhere  # spouse ~ /per/per/couple on some split
+
+
+def test_extra_samples_the_encoder_cannot_take_are_skipped_and_counted(tmp_path, minilm, caplog):
+    from zsmie.assemble import with_extra_relations
+    from zsmie.data.splits import LabelSplit
+
+    far = {"tokens": ["w"] * 300, "h": ["a", "Q", [[0]]], "t": ["b", "Q", [[299]]]}
+    near = {"tokens": "Ann met Bo".split(), "h": ["a", "Q", [[0]]], "t": ["b", "Q", [[2]]]}
+    (tmp_path / "d.json").write_text(json.dumps({"P1": [far, near], "P2": [far]}))
+    (tmp_path / "overlap.toml").write_text("")
+    config = load_config(None, [f"data.extra_train={tmp_path}", "data.extra_max_per_label=0"])
+    split = LabelSplit(("/a/b/x",), ("/a/b/y",), ("/a/b/z",))
+    extended, parts, texts = with_extra_relations(config, split, {"train": []}, minilm)
+    assert [s.id for s in parts["train"]] == ["extra/P1#1"]
+    assert extended.train == ("/a/b/x", "extra/P1")  # P2 lost every sample: not a label
+    assert "skipped 2 sample(s)" in caplog.text and "tokens apart" in caplog.text

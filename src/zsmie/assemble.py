@@ -27,7 +27,7 @@ from zsmie.data.fewrel import read_extra
 from zsmie.data.images import ImageReport, apply_image_policy, load_rgb
 from zsmie.data.labels import label_texts, read_descriptions
 from zsmie.data.open_world import NONE_CLASS, hold_out_seen, with_none_class
-from zsmie.data.sample import Sample
+from zsmie.data.sample import DataError, Sample
 from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
 from zsmie.data.types import LabelTexts, types_from_name
 from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir, file_digest
@@ -212,14 +212,29 @@ def split_parts(config: Config, samples: list[Sample]) -> tuple[LabelSplit, dict
     return split, parts
 
 
-def with_extra_relations(config: Config, split: LabelSplit, parts: dict[str, list[Sample]]
+def with_extra_relations(config: Config, split: LabelSplit, parts: dict[str, list[Sample]],
+                         text: TextEncoder | None = None,
                          ) -> tuple[LabelSplit, dict[str, list[Sample]], dict[str, str]]:
     """`data.extra_train`'s relations added to the training part and labels, less those that
-    overlap a validation or test relation (zsmie.data.fewrel), and the added labels' texts."""
+    overlap a validation or test relation (zsmie.data.fewrel), and the added labels' texts.
+    With `text`, an extra sample it cannot encode (entities further apart than
+    text.max_length) is skipped and counted: the extra data is not the user's to fix."""
     if not config.data.extra_train:
         return split, parts, {}
     extra = read_extra(config.data.extra_train, config.data.extra_max_per_label, config.seed)
-    keep = extra.usable(split.val + split.test)
+    if text is not None:
+        dropped = []
+        for rows in extra.samples.values():
+            for sample in list(rows):
+                try:
+                    text.encode_sample(sample)
+                except DataError as exc:
+                    rows.remove(sample)
+                    dropped.append(str(exc))
+        if dropped:
+            log.warning("extra relations: skipped %d sample(s) the text encoder cannot take, "
+                        "e.g. %s", len(dropped), dropped[0])
+    keep = [label for label in extra.usable(split.val + split.test) if extra.samples[label]]
     log.info("extra relations: %d of %d used; left out as overlapping this split's validation "
              "or test relations: %s", len(keep), len(extra.samples),
              [label for label in extra.samples if label not in keep])
@@ -234,16 +249,15 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
     parts["val"] = cap_per_label(parts["val"], config.data.val_max_per_label)
-    split, parts, extra_texts = with_extra_relations(config, split, parts)
+    model = build_model(config)
+    if device is not None:
+        model.to(device)
+    split, parts, extra_texts = with_extra_relations(config, split, parts, model.text)
     none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)
                                     if label not in none and label not in extra_texts])
     texts.update({label: config.open_world.none_text for label in none})
     texts.update(extra_texts)
-
-    model = build_model(config)
-    if device is not None:
-        model.to(device)
     kept = [s for name in PARTS for s in parts[name]]
     kept, report = apply_image_policy(kept, config.images, used=model.uses_images)
     it = iter(kept)
