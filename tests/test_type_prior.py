@@ -192,3 +192,24 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     kept = json.loads((tmp_path / "run" / "results.json").read_text())
     assert kept["without_type_prior"]["val"]["f1"] == pytest.approx(record["grid"]["lambda=0"], abs=1e-6)
     assert kept["val"]["f1"] == pytest.approx(record["val_f1"], abs=1e-6)
+
+
+def test_a_typer_fitted_on_two_types_gives_sklearns_probabilities():
+    """Binary logistic regression keeps one row; the stored two-row form is the same model."""
+    from sklearn.linear_model import LogisticRegression
+
+    from zsmie.training.type_prior import fit_typer
+
+    table = {"Ann": [1.0, 0.1], "Bo": [0.9, -0.2], "Oslo": [-0.8, 0.3], "Rome": [-1.0, -0.1]}
+    samples = [_sample(0, "Ann", "Oslo", "/per/loc/place_of_birth"),
+               _sample(1, "Bo", "Rome", "/per/loc/place_of_residence")]
+    probe = MentionTyper(_TableEncoder(table), dict.fromkeys(KEYS, "x"))
+    record = fit_typer(probe, samples, seed=0)
+    assert record["classes"] == ["loc", "per"] and len(record["coef"]) == 2
+    typer = MentionTyper(None, dict.fromkeys(KEYS, "x"), "typer", 1.0, record)
+    embedded = probe.embed(list(table))
+    got = torch.softmax(typer._typer_logits(embedded)[:, [2, 0]], -1)  # loc, per
+    reference = LogisticRegression(class_weight="balanced", max_iter=2000, C=1.0).fit(
+        embedded.numpy(), ["per", "per", "loc", "loc"])
+    torch.testing.assert_close(got, torch.tensor(reference.predict_proba(embedded.numpy()),
+                                                 dtype=torch.float32), atol=1e-5, rtol=1e-4)

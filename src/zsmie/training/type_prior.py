@@ -72,14 +72,11 @@ def fit_typer(typer: MentionTyper, samples: list[Sample], seed: int) -> dict | N
     accuracy = float(model.score(embedded, [types[i] for i in keep]))
     log.info("type prior: typer fitted on %d training arguments (%s), training accuracy %.3f",
              len(keep), dict(sorted((k, types.count(k)) for k in set(types))), accuracy)
-    return {"classes": [str(c) for c in model.classes_], "coef": model.coef_.tolist(),
-            "intercept": model.intercept_.tolist(), "fitted_on": len(keep),
-            "train_accuracy": round(accuracy, 4)} if len(model.classes_) > 2 else {
-        # binary: sklearn keeps one row (the second class); as two rows it is the same softmax
-        "classes": [str(c) for c in model.classes_],
-        "coef": [[0.0] * model.coef_.shape[1], model.coef_[0].tolist()],
-        "intercept": [0.0, float(model.intercept_[0])], "fitted_on": len(keep),
-        "train_accuracy": round(accuracy, 4)}
+    coef, intercept = model.coef_.tolist(), model.intercept_.tolist()
+    if len(model.classes_) == 2:  # sklearn keeps one row (the second class's); as two rows
+        coef, intercept = [[0.0] * len(coef[0]), coef[0]], [0.0, intercept[0]]  # same softmax
+    return {"classes": [str(c) for c in model.classes_], "coef": coef, "intercept": intercept,
+            "fitted_on": len(keep), "train_accuracy": round(accuracy, 4)}
 
 
 def candidates(typer_record: dict | None) -> list[tuple[str, float]]:
