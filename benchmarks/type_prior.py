@@ -41,11 +41,23 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from zsmie.config import load_config
 from zsmie.data.types import types_from_name
-from zsmie.evaluation.protocols import TRAINED_FILES, evaluate_run_protocol, result_file
+from zsmie.evaluation.protocols import (
+    TRAINED_FILES,
+    open_parts,
+    open_result,
+    result_file,
+    score_samples,
+)
+from zsmie.evaluation.run import load_final_model
 from zsmie.experiments.significance import paired_difference
-from zsmie.io import atomic_write_text
+from zsmie.io import atomic_write_json, atomic_write_text
+from zsmie.models.base import HeadOutput
+from zsmie.models.pipeline import WrappedModel
+from zsmie.models.typing import TypePriored
 from zsmie.training.trainer import train
 from zsmie.training.type_prior import fit_run
 
@@ -211,19 +223,61 @@ OPEN_COLUMNS = (("micro_f1", "micro F1"), ("micro_precision", "micro P"),
                 ("auroc", "AUROC"))
 
 
-def open_cell(row: str, seed: int, runs: Path, data_dir: str, prior: str) -> dict:
-    """The open protocol's test figures of a finished cell, without or with its type prior,
-    evaluated on a copy of the run (the run itself is left as it is)."""
+class BothScores(WrappedModel):
+    """A type-priored model whose scores are [without | with] the type term, side by side
+    [B, 2C]: one pass over the samples serves both columns."""
+
+    def __init__(self, priored: TypePriored) -> None:
+        super().__init__()
+        self.priored = priored
+
+    @property
+    def wrapped(self):
+        return self.priored
+
+    @property
+    def trained(self):
+        return self.priored.trained
+
+    def prototypes(self, label_texts):
+        return self.priored.prototypes(label_texts)
+
+    def forward(self, batch, prototypes):
+        plain = self.priored.inner(batch, prototypes.inner)  # the model's scores, once
+        typed = plain.scores
+        if prototypes.types and batch.entities is not None:  # as TypePriored.forward adds it
+            term = self.priored.term(batch.entities, prototypes.types)
+            typed = plain.scores + self.priored.weight * term.to(plain.scores)
+        return HeadOutput(torch.cat([plain.scores, typed], -1), plain.embedding, plain.losses,
+                          plain.extras)
+
+
+def open_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict[str, dict]:
+    """The open protocol's figures of a finished cell without and with its type prior, from
+    one scoring pass, each written to a copy of the run (the run itself is left as it is)."""
     source = runs / row / f"seed{seed}"
-    copy = runs / "open" / row / f"seed{seed}" / prior
-    done = copy / result_file("open")
-    if not done.is_file():
-        copy.mkdir(parents=True, exist_ok=True)
-        for name in (*TRAINED_FILES, "config.toml", "results.json"):
-            if (source / name).is_file() and not (prior == "without" and name == "type_prior.json"):
-                shutil.copy2(source / name, copy / name)
-        evaluate_run_protocol(copy, "open", data_dir)
-    return json.loads(done.read_text(encoding="utf-8"))
+    copies = {prior: runs / "open" / row / f"seed{seed}" / prior for prior in ("without", "with")}
+    done = {prior: copy / result_file("open") for prior, copy in copies.items()}
+    if not all(path.is_file() for path in done.values()):
+        for prior, copy in copies.items():
+            copy.mkdir(parents=True, exist_ok=True)
+            for name in (*TRAINED_FILES, "config.toml", "results.json"):
+                if (source / name).is_file() and not (prior == "without" and name == "type_prior.json"):
+                    shutil.copy2(source / name, copy / name)
+        prepared, model, device = load_final_model(copies["with"], data_dir)
+        both = isinstance(model, TypePriored)  # a weight of 0 leaves the model as it was
+        parts, dealt = open_parts(prepared)
+        scored: dict[str, dict] = {"without": {}, "with": {}}
+        for part, samples in parts.items():
+            labels = list(prepared.split.part(part))
+            scores, gold = score_samples(prepared, BothScores(model) if both else model,
+                                         samples, labels, device)
+            n = len(labels)
+            scored["without"][part] = (labels, scores[:, :n], gold)
+            scored["with"][part] = (labels, scores[:, n:] if both else scores, gold)
+        for prior, copy in copies.items():
+            atomic_write_json(done[prior], open_result(prepared, scored[prior], dealt, copy))
+    return {prior: json.loads(path.read_text(encoding="utf-8")) for prior, path in done.items()}
 
 
 def open_tables(cells: dict[str, dict[int, dict[str, dict]]], command: str,
@@ -286,9 +340,8 @@ def main() -> None:
     command = ".venv/bin/python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     if args.protocol == "open":
         out = args.out or HERE / "results" / "type_prior_open.md"
-        open_cells = {row: {seed: {prior: open_cell(row, seed, args.runs, args.data_dir, prior)
-                                   for prior in ("without", "with")} for seed in args.seed}
-                      for row in args.rows}
+        open_cells = {row: {seed: open_cell(row, seed, args.runs, args.data_dir)
+                            for seed in args.seed} for row in args.rows}
         markdown, csv_text = open_tables(open_cells, command, [
             "Selection: the type prior as each run chose it on the closed validation split "
             "(benchmarks/results/type_prior.md); the open threshold is chosen on validation "

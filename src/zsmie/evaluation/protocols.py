@@ -97,19 +97,35 @@ def _earlier_threshold(run: Path) -> dict | None:
     return record
 
 
-def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -> dict:
+def open_parts(prepared: Prepared) -> tuple[dict[str, list[Sample]], dict[str, int]]:
+    """The open protocol's validation and test samples (the part's relation samples, then its
+    share of the None samples, capped per label as data.max_per_label says) and how many None
+    samples each part (train too) was dealt."""
     config = prepared.config
-    cap = config.data.max_per_label
     nulls = null_samples_by_part(load_samples(config), config.seed)
-    none = none_class(config)  # with a trained none class: label score minus none score
-    scored = {}
-    for part in ("val", "test"):
+    return ({part: prepared.parts[part] + cap_per_label(nulls[part], config.data.max_per_label)
+             for part in ("val", "test")}, {part: len(nulls[part]) for part in nulls})
+
+
+def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -> dict:
+    none = none_class(prepared.config)  # with a trained none class: label score minus none score
+    scored, (parts, dealt) = {}, open_parts(prepared)
+    for part, samples in parts.items():
         labels = list(prepared.split.part(part))
-        samples = prepared.parts[part] + cap_per_label(nulls[part], cap)
         scores, gold = score_samples(prepared, model, samples, labels + list(none), device)
         if none:  # the none column is id C, the "none" answer's id, in `gold` too
             scores = scores[:, : len(labels)] - scores[:, len(labels):]
         scored[part] = (labels, scores, gold)
+    return open_result(prepared, scored, dealt, run)
+
+
+def open_result(prepared: Prepared, scored: dict[str, tuple[list[str], np.ndarray, np.ndarray]],
+                dealt: dict[str, int], run: Path) -> dict:
+    """The open protocol's figures from the scored validation and test parts ((labels, scores
+    [N, C], gold with id C for None) each; `dealt`: the None samples per part): the threshold
+    chosen on validation, test read with it; writes RUN/open_set.json and RUN/open_pr.png."""
+    config = prepared.config
+    none = none_class(config)
     labels, val_scores, val_gold = scored["val"]
     best = choose_threshold(val_scores.max(1), val_scores.argmax(1), val_gold, len(labels),
                             objective="micro_f1")
@@ -117,7 +133,7 @@ def evaluate_open(prepared: Prepared, model: ZeroShotModel, run: Path, device) -
     test_labels, test_scores, test_gold = scored["test"]
     result = {
         "protocol": "open",
-        "none_samples": {part: len(nulls[part]) for part in nulls},
+        "none_samples": dealt,
         "calibration": {**best, "calibration": REAL_NONE,
                         "criterion": "validation micro-F1 over the validation labels, "
                                      "with the validation part's None samples"},
