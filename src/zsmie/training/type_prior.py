@@ -127,7 +127,8 @@ def choose_type_prior(config: Config, prepared, model, val_loader, accelerator, 
                          "arguments' types; it applies to MRE only (MET's labels are the types)")
     labels = list(prepared.split.part("val"))
     texts = prepared.texts("val")
-    predictions = run_model(model, val_loader, label_prototypes(model, list(texts), {}),
+    plain = list(texts)  # without their types: the model's own scores, which the search adds to
+    predictions = run_model(model, val_loader, label_prototypes(model, plain, {}),
                             accelerator)
     dataset = prepared.datasets["val"]
     samples = [dataset.samples[i] for i in predictions.index.tolist()]
