@@ -81,6 +81,27 @@ def test_streamed_chunks_equal_whole_file_prediction(trained_demo, posts, tmp_pa
     assert same_lines(streamed, [p.as_dict() for p in whole])
 
 
+def test_the_progress_bar_advances_per_model_batch_not_per_chunk(trained_demo, posts, tmp_path,
+                                                                monkeypatch):
+    updates: list[int] = []
+
+    class Bar:  # tqdm's face, recording what the bar is told
+        def __init__(self, *args, total=None, **kwargs):
+            self.total = total
+
+        def update(self, n):
+            updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("zsmie.serving.stream.tqdm", Bar)
+    # one chunk of all 100 samples: the model's batches of 64 move the bar, 64 then 36
+    assert predict_file(trained_demo, posts, LABELS.split(","), output=tmp_path / "p.jsonl",
+                        chunk_size=1024) == 100
+    assert updates == [64, 36]
+
+
 def test_a_killed_run_resumes_to_the_uninterrupted_file(trained_demo, tmp_path):
     posts = write_posts(tmp_path / "posts.jsonl", 400)
     out = tmp_path / "pred.jsonl"

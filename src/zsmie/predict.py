@@ -21,7 +21,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,8 @@ class ZeroShotExtractor:
         self.device = torch.device(device)
         self.last_image_report: dict[str, int] = {}
         self._prototypes: dict = {}  # label texts -> prototypes (frozen text encoders)
+        # called with each model batch's sample count once scored (zsmie predict's progress bar)
+        self.on_batch: Callable[[int], object] | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> ZeroShotExtractor:
@@ -256,7 +258,8 @@ class ZeroShotExtractor:
         if len(self._prototypes) > PROTOTYPE_CACHE:  # bounded: a service sees many label sets
             self._prototypes.clear()
         prototypes = label_prototypes(model, texts, self._prototypes)
-        return run_model(model, loader, prototypes, device=self.device).scores
+        return run_model(model, loader, prototypes, device=self.device,
+                         on_batch=self.on_batch).scores
 
     def label_set(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,11 +27,13 @@ class Predictions:
 
 @torch.no_grad()
 def run_model(
-    model: ZeroShotModel, loader, prototypes: Tensor, accelerator=None, device=None
+    model: ZeroShotModel, loader, prototypes: Tensor, accelerator=None, device=None,
+    on_batch: Callable[[int], object] | None = None,
 ) -> Predictions:
     """Scores for every sample in `loader`, gathered across processes when distributed.
 
-    `device`: move each batch there (loaders not prepared by Accelerate)."""
+    `device`: move each batch there (loaders not prepared by Accelerate). `on_batch`: called
+    with each batch's sample count once it is scored (a progress bar's update)."""
     model.eval()
     parts: dict[str, list[Tensor]] = {"index": [], "scores": [], "labels": [], "embeddings": []}
     for batch in loader:
@@ -47,6 +50,8 @@ def run_model(
             values = accelerator.gather_for_metrics(values)
         for key, value in values.items():
             parts[key].append(value.cpu())
+        if on_batch is not None:
+            on_batch(len(batch.index))
     merged = {key: torch.cat(value) for key, value in parts.items()}
     order = merged["index"].argsort()  # dataset order, whatever the process layout
     return Predictions(**{key: value[order] for key, value in merged.items()})

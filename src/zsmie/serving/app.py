@@ -114,11 +114,19 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
     async def index() -> str:
         return page
 
+    # what decides "none of these" (the page explains it): the best score, or its margin over
+    # the trained none class, against the run's threshold
+    open_set_rule = {} if extractor.threshold is None else {
+        "open_set_threshold": round(extractor.threshold, 4),
+        "open_set_rule": "margin" if extractor.none_text else "top",
+        **({"open_set_none_text": extractor.none_text} if extractor.none_text else {})}
+
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "task": extractor.config.task, "model": extractor.config.model.name,
                 "open_set": extractor.threshold is not None,
-                "type_prior": isinstance(extractor.model, TypePriored), "limits": asdict(limits)}
+                "type_prior": isinstance(extractor.model, TypePriored), "limits": asdict(limits),
+                **open_set_rule}
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:

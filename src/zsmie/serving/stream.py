@@ -381,6 +381,11 @@ def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: Lab
     counts: Counter = Counter()
     bar = tqdm(total=total, unit=" samples", desc="predict", dynamic_ncols=True,
                disable=not (main and progress and sys.stderr.isatty()))
+    # One process: the bar moves with each model batch (a chunk of 1,024 samples takes a while
+    # on a CPU); several: with each chunk written, the others' batches being out of sight.
+    per_batch = state.num_processes == 1
+    if per_batch:
+        extractor.on_batch = bar.update
     written = 0
     handle = None
     if main and output is not None:
@@ -399,8 +404,10 @@ def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: Lab
                 else:
                     _write(sys.stdout, predictions)
             written += len(predictions)
-            bar.update(len(predictions))
+            if not per_batch:
+                bar.update(len(predictions))
     finally:
+        extractor.on_batch = None
         bar.close()
         if handle is not None:
             handle.close()
