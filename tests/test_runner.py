@@ -46,7 +46,7 @@ def test_grid_runs_every_cell_then_resumes_without_rerunning(tmp_path, monkeypat
         calls.append((config.model.name, config.seed))
         return real_train(config, out, **options)
 
-    monkeypatch.setattr("zsmie.training.trainer.train", counting_train)
+    monkeypatch.setattr("zsmie.experiments.runner.train", counting_train)
     records = run_grid(grid)
     assert sorted(calls) == [("proto", 0), ("proto", 1), ("similarity", 0), ("similarity", 1)]
     assert len(records) == 4
@@ -104,7 +104,7 @@ def test_grids_sharing_an_out_folder_share_identical_cells(tmp_path, monkeypatch
     grid.seeds = [0]
     run_grid(grid, only_rows=["Proto"])
     calls = []
-    monkeypatch.setattr("zsmie.training.trainer.train", lambda c, o, **_: calls.append(o))
+    monkeypatch.setattr("zsmie.experiments.runner.train", lambda c, o, **_: calls.append(o))
     grid.rows[1].name = "Proto again"  # another row name, the same resolved config
     (record,) = run_grid(grid, only_rows=["Proto again"])
     assert calls == [] and record["dir"] == str(grid.out / "proto" / "seed0")

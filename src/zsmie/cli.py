@@ -502,11 +502,14 @@ def data_convert(
                                    help="change one config setting, e.g. data.image_dir=DIR (repeatable)"),
 ) -> None:
     """Convert a dataset to the project's JSONL format (atomically)."""
-    from zsmie.data.convert import convert_dataset
+    from zsmie.data.convert import DEFAULT_TASK, convert_dataset
 
     _setup_logging()
     try:
-        count = convert_dataset(data_format, data_dir, out, task, set_)
+        task = task or DEFAULT_TASK.get(data_format, "mre")
+        # the --set values checked as config settings; the data layer takes the values it reads
+        config = load_config(None, [*set_, f'data.format="{data_format}"', f'task="{task}"'])
+        count = convert_dataset(data_format, data_dir, out, config.task, config.data.image_dir)
     except USER_ERRORS as exc:
         _fail(exc)
     _print_json({"out": str(out), "samples": count})

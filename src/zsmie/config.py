@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import tomllib
 import types
 import typing
@@ -18,11 +19,9 @@ from typing import Any
 
 import tomli_w
 
-from zsmie.errors import ZsmieError
-
-
-class ConfigError(ZsmieError, ValueError):
-    """A configuration file or override that cannot be used; the message names the key."""
+import zsmie.choices as choices
+from zsmie.errors import ConfigError  # defined below every layer; `zsmie.config.ConfigError` too
+from zsmie.io import atomic_write_text
 
 
 def doc(default: Any, text: str) -> Any:
@@ -50,9 +49,6 @@ class DataConfig:
         "untouched): cheaper model selection where each validation pass runs a fine-tuned "
         "encoder (the recommended configs use 150). The open protocol keeps all of the "
         "validation part's None samples")
-    split: str = doc("auto", "the zero-shot label split: `auto`, the task's protocol (MNRE: a "
-                     "seeded shuffle of the relations cut 8 / 7 / 7; WikiDiverse: type groups "
-                     "rotated by `seed`); no other split is read")
     extra_train: str = doc(
         "", "extra training relations in the FewRel format (a file, or a folder with its "
         "`overlap.toml` and `pid2name.json`): added to the training part of every split, less "
@@ -200,7 +196,8 @@ class Config:
         "gets its `verbalised` text")
     feature_cache: str = doc(
         "auto", "frozen-encoder features: `auto` (on disk in `$ZSMIE_CACHE` or "
-        "`~/.cache/zsmie/features`), a folder, `memory` (computed once per run), or `off` "
+        "`~/.cache/zsmie/features`), a folder (absolute or with a `/`, e.g. `./features`: a "
+        "bare word such as `of` is refused), `memory` (computed once per run), or `off` "
         "(encoders run at every step)")
     protocol: str = doc(
         "zero_shot", "evaluation protocol: `zero_shot` (the paper's), `open` (MNRE's None samples "
@@ -214,26 +211,27 @@ class Config:
     train: TrainConfig = section(TrainConfig, "training")
 
     def validate(self) -> Config:
-        choices = {
-            "task": (self.task, {"mre", "met"}),
-            "images": (self.images, {"error", "blank"}),
-            "label_text": (self.label_text, {"raw", "name", "description", "verbalised"}),
-            "model.score": (self.model.score, {"dot", "cosine"}),
-            "model.proj_init": (self.model.proj_init, {"identity", "random"}),
-            "model.fusion": (self.model.fusion, {"paper", "query"}),
-            "text.marker_init": (self.text.marker_init, {"tokens", "mean"}),
-            "model.kl_reduction": (self.model.kl_reduction, {"sum", "mean"}),
-            "train.mixed_precision": (self.train.mixed_precision, {"no", "bf16", "fp16"}),
-            "model.vat_score": (self.model.vat_score, {"dot", "cosine"}),
-            "model.vat_mode": (self.model.vat_mode, {"radius", "penalty"}),
-            "model.vat_complement": (self.model.vat_complement, {"ones", "identity"}),
-            "model.vmoe_init": (self.model.vmoe_init, {"random", "identity"}),
-            "train.device": (self.train.device, {"auto", "cpu", "cuda"}),
-            "protocol": (self.protocol, {"zero_shot", "open", "generalized"}),
+        enumerated = {
+            "task": (self.task, choices.TASKS),
+            "images": (self.images, choices.IMAGE_POLICIES),
+            "label_text": (self.label_text, choices.LABEL_TEXTS),
+            "model.score": (self.model.score, choices.SCORES),
+            "model.proj_init": (self.model.proj_init, choices.PROJ_INITS),
+            "model.fusion": (self.model.fusion, choices.FUSIONS),
+            "text.marker_init": (self.text.marker_init, choices.MARKER_INITS),
+            "model.kl_reduction": (self.model.kl_reduction, choices.KL_REDUCTIONS),
+            "train.mixed_precision": (self.train.mixed_precision, choices.MIXED_PRECISIONS),
+            "model.vat_score": (self.model.vat_score, choices.VAT_SCORES),
+            "model.vat_mode": (self.model.vat_mode, choices.VAT_MODES),
+            "model.vat_complement": (self.model.vat_complement, choices.VAT_COMPLEMENTS),
+            "model.vmoe_init": (self.model.vmoe_init, choices.VMOE_INITS),
+            "train.device": (self.train.device, choices.DEVICES),
+            "protocol": (self.protocol, choices.PROTOCOLS),
         }
-        for key, (value, allowed) in choices.items():
+        for key, (value, allowed) in enumerated.items():
             if value not in allowed:
                 raise ConfigError(f"{key} = {value!r}: expected one of {sorted(allowed)}")
+        _check_feature_cache(self.feature_cache)
         positive = {
             "train.batch_size": self.train.batch_size,
             "train.epochs": self.train.epochs,
@@ -283,6 +281,7 @@ class Config:
         if self.train.type_search and self.task != "mre":
             raise ConfigError("train.type_search = true needs task = \"mre\": the type prior "
                               "checks a relation's argument types; MET's labels are the types")
+        _check_head_knobs(self.model)  # last: a range error says more
         return self
 
     def _ranges(self) -> list[tuple[str, Any, bool, str]]:
@@ -306,6 +305,46 @@ class Config:
             ("model.force_expert", m.force_expert, -1 <= m.force_expert < m.experts,
              f"-1 (off) or an expert index in [0, {m.experts - 1}]"),
         ]
+
+
+# Removed settings -> the value every run folder of earlier versions saved (its default, the
+# only value it ever had effect with): that value is dropped as it loads, any other is an error.
+REMOVED = {"data.split": "auto"}
+REMOVED_WHY = {"data.split": "it was never read: the label split follows `task` and `seed`"}
+# Settings that only some model heads read (model.name -> its own settings). Set away from its
+# default under another head, such a setting would be silently ignored: an error instead.
+# (The scorer settings proj_dim, proj_init, score, scale, dropout and margin are shared by most
+# heads and not checked: the grids derive the similarity and cross rows from Proto configs.)
+HEAD_ONLY = {
+    "mgvmoe": ("experts", "beta", "vmoe", "mgvat", "fusion", "vmoe_init", "vmoe_init_std",
+               "kl_reduction", "vat_mode", "vat_epsilon", "vat_power_steps", "vat_penalty",
+               "tau_lr", "vat_score", "vat_complement", "force_expert"),
+    "cross": ("negatives",),
+}
+
+
+def _check_feature_cache(value: str) -> None:
+    """"auto", "memory", "off" or a folder path; a bare word (a typo such as "of") is refused
+    rather than becoming a folder of that name."""
+    if value in choices.FEATURE_CACHES:
+        return
+    if not value.strip() or not (os.sep in value or "/" in value or value.startswith((".", "~"))):
+        raise ConfigError(f"feature_cache = {value!r}: expected one of "
+                          f"{list(choices.FEATURE_CACHES)} or a folder path (absolute, or with a "
+                          "'/', e.g. \"./features\")")
+
+
+def _check_head_knobs(model: ModelConfig) -> None:
+    defaults = ModelConfig()
+    for head, knobs in HEAD_ONLY.items():
+        if model.name == head:
+            continue
+        for knob in knobs:
+            value = getattr(model, knob)
+            if value != getattr(defaults, knob):
+                raise ConfigError(f"model.{knob} = {value!r}: model.name = {model.name!r} does not "
+                                  f"use it (only {head!r} does); remove it or set model.name = "
+                                  f"{head!r}")
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -332,6 +371,11 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
+        if name in REMOVED:
+            if value == REMOVED[name]:
+                continue  # saved by every run of earlier versions: drop it
+            raise ConfigError(f"{name} = {value!r}: this setting was removed ({REMOVED_WHY[name]}); "
+                              "delete it")
         if key not in hints:
             known = ", ".join(sorted(hints))
             raise ConfigError(f"unknown key {name!r} (known here: {known})")
@@ -426,8 +470,6 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    from zsmie.io import atomic_write_text
-
     atomic_write_text(Path(path), tomli_w.dumps(config_to_dict(config)))
 
 

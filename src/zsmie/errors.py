@@ -14,3 +14,10 @@ class ZsmieError(Exception):
 
 class CheckpointError(ZsmieError, ValueError):
     """Weights or checkpoint state that cannot be read or do not fit the model; names the file."""
+
+
+class ConfigError(ZsmieError, ValueError):
+    """A configuration file or override that cannot be used; the message names the key.
+
+    Defined here, below every layer, so that the model registry can refuse a setting without
+    importing the config (zsmie.config re-exports it)."""

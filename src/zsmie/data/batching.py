@@ -17,7 +17,15 @@ from torch.utils.data import Dataset, Sampler
 
 from zsmie.data.images import load_rgb
 from zsmie.data.sample import Sample
-from zsmie.encoders.text import EncodedText
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """Token ids of one marked sentence and the positions of its opening markers (made by
+    zsmie.encoders.text.TextEncoder.encode_sample; defined here, below the encoders)."""
+
+    input_ids: tuple[int, ...]
+    markers: tuple[int, ...]  # position of [E1] (and [E2] for MRE) in input_ids
 
 
 @dataclass

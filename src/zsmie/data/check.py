@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zsmie.choices import IMAGE_POLICIES
 from zsmie.data.images import image_problem
 from zsmie.data.jsonl import iter_jsonl_lines, parse_jsonl_line
 from zsmie.data.sample import DataError, Sample
@@ -88,7 +89,7 @@ def _check_sample(sample: Sample, number: int, images: str, report: CheckReport)
 
 def check_jsonl(path: str | Path, images: str = "error") -> CheckReport:
     """Check a JSONL data file line by line; `images="blank"` counts image problems only."""
-    if images not in ("error", "blank"):
+    if images not in IMAGE_POLICIES:
         raise DataError(f"images = {images!r}: expected 'error' or 'blank'")
     path = Path(path)
     report = CheckReport(str(path))

@@ -1,12 +1,10 @@
-"""`zsmie data convert`: any dataset `load_samples` reads -> the project's JSONL format."""
+"""`zsmie data convert`: any dataset `read_dataset` reads -> the project's JSONL format."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from zsmie.config import load_config
-from zsmie.data.datasets import load_samples
+from zsmie.data.datasets import read_dataset
 from zsmie.data.jsonl import write_jsonl
 
 # The task of each dataset format; formats not listed (jsonl, demo) default to MRE.
@@ -18,12 +16,11 @@ def convert_dataset(
     data_dir: str | Path,
     out: str | Path,
     task: str | None = None,
-    overrides: Sequence[str] = (),
+    image_dir: str | Path = "",
 ) -> int:
-    """Read a dataset through `data.format` and write it as JSONL (atomically); returns the
-    number of samples. Reading the output back gives the same tokens, spans, labels, ids and
-    (resolved) image paths. `overrides` are config `key=value`s (`data.image_dir=...`)."""
+    """Read a dataset in `data_format` and write it as JSONL (atomically); returns the number
+    of samples. Reading the output back gives the same tokens, spans, labels, ids and
+    (resolved) image paths. `image_dir` is the config's `data.image_dir` (default: the
+    format's own image folder)."""
     task = task or DEFAULT_TASK.get(data_format, "mre")
-    config = load_config(None, [*overrides, f'data.format="{data_format}"', f'task="{task}"'])
-    config.data.dir = str(data_dir)
-    return write_jsonl(load_samples(config), out)
+    return write_jsonl(read_dataset(data_format, str(data_dir), image_dir, task), out)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from zsmie.config import Config
+from zsmie.choices import DATA_FORMATS
 from zsmie.data.jsonl import read_jsonl
 from zsmie.data.mnre import ABBREVIATIONS as MNRE_ABBREVIATIONS
 from zsmie.data.mnre import read_mnre
 from zsmie.data.sample import DataError, Sample
 from zsmie.data.wikidiverse import read_wikidiverse
 
-FORMATS = ("mnre", "wikidiverse", "jsonl", "demo")
+FORMATS = DATA_FORMATS
 # Abbreviations used to spell out clashing label names (see zsmie.data.labels). They apply
 # whatever the data format: a label's text depends on the label alone, so MNRE converted to
 # JSONL trains with the same label texts as MNRE read directly. (WikiDiverse types are plain
@@ -57,24 +58,32 @@ def cap_per_label(samples: list[Sample], cap: int) -> list[Sample]:
     return [samples[i] for i in keep]
 
 
-def load_samples(config: Config) -> list[Sample]:
+def load_samples(config: Any) -> list[Sample]:
+    """The samples of a zsmie.config.Config's `data` table and `task` (the config is read here,
+    never imported: data sits below it)."""
     data = config.data
-    if data.format not in FORMATS:
-        raise DataError(f"data.format = {data.format!r}: expected one of {list(FORMATS)}")
-    if data.format == "demo":
+    return read_dataset(data.format, data.dir, data.image_dir, config.task)
+
+
+def read_dataset(data_format: str, data_dir: str | Path, image_dir: str | Path = "",
+                 task: str = "mre") -> list[Sample]:
+    """Every sample of a dataset in `data_format` (FORMATS); each must be of `task`."""
+    if data_format not in FORMATS:
+        raise DataError(f"data.format = {data_format!r}: expected one of {list(FORMATS)}")
+    if data_format == "demo":
         samples = read_jsonl(demo_path())
     else:
-        if not data.dir:
-            raise DataError(f"data.format = {data.format!r} needs a data folder (--data-dir)")
-        if data.format == "mnre":
-            samples = read_mnre(data.dir, data.image_dir or None)
-        elif data.format == "wikidiverse":
-            samples = read_wikidiverse(data.dir, data.image_dir or None)
+        if not data_dir:
+            raise DataError(f"data.format = {data_format!r} needs a data folder (--data-dir)")
+        if data_format == "mnre":
+            samples = read_mnre(data_dir, image_dir or None)
+        elif data_format == "wikidiverse":
+            samples = read_wikidiverse(data_dir, image_dir or None)
         else:
-            samples = read_jsonl_source(Path(data.dir))
+            samples = read_jsonl_source(Path(data_dir))
     for sample in samples:
-        if sample.task != config.task:
+        if sample.task != task:
             raise DataError(
-                f"{sample.source}: a {sample.task.upper()} sample, but task = {config.task!r}"
+                f"{sample.source}: a {sample.task.upper()} sample, but task = {task!r}"
             )
     return samples

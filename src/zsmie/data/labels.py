@@ -20,11 +20,12 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
+from zsmie.choices import LABEL_TEXTS
 from zsmie.data.sample import DataError
 from zsmie.data.verbalise import verbalise
 
 log = logging.getLogger(__name__)
-MODES = ("raw", "name", "description", "verbalised")
+MODES = LABEL_TEXTS
 
 
 def _words(part: str) -> str:

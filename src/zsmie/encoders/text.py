@@ -10,13 +10,13 @@ real tokens (R = 1/(l+2) sum_i r_i, [CLS] and [SEP] included, padding excluded).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from zsmie.data.batching import EncodedText  # the batch's input type, defined below the encoders
 from zsmie.data.sample import DataError, Sample, Span
 from zsmie.encoders.packaged import EncoderError, check_hub, describe_load_failure, resolve_text_model
 
@@ -24,14 +24,6 @@ MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 # marker_init = "tokens": each marker starts from the embedding of a bracket the encoder
 # already knows, so that even a frozen encoder sees distinct opening and closing markers.
 MARKER_SEEDS = {"[E1]": "<", "[/E1]": ">", "[E2]": "[", "[/E2]": "]"}
-
-
-@dataclass(frozen=True)
-class EncodedText:
-    """Token ids of one marked sentence and the positions of its opening markers."""
-
-    input_ids: tuple[int, ...]
-    markers: tuple[int, ...]  # position of [E1] (and [E2] for MRE) in input_ids
 
 
 def insert_markers(tokens: tuple[str, ...], head: Span, tail: Span | None) -> list[str]:

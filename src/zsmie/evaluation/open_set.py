@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from zsmie.data.batching import SampleDataset, collate
 from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
 
@@ -162,8 +163,6 @@ def calibrate_prepared(prepared, model: ZeroShotModel, out_dir: Path, device) ->
 
 def calibrate_run(run_dir: str | Path, data_dir: str | None = None) -> dict | None:
     """(Re)calibrate a finished run from its folder and validation data; writes open_set.json."""
-    from zsmie.evaluation.run import load_final_model
-
     run = Path(run_dir)
     prepared, model, device = load_final_model(run, data_dir)
     return calibrate_prepared(prepared, model, run, device)

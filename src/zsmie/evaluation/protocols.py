@@ -41,6 +41,7 @@ from zsmie.evaluation.open_world import (
     open_metrics,
     pr_curve,
 )
+from zsmie.evaluation.plots import pr_figure
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
@@ -160,8 +161,6 @@ def open_result(prepared: Prepared, scored: dict[str, tuple[list[str], np.ndarra
         "none_samples": int((val_gold == len(labels)).sum()),
         "leave_one_label_out": earlier,
     })
-    from zsmie.experiments.figures import pr_figure
-
     pr_figure({"test": result}, run / "open_pr.png", title=f"open protocol, seed {config.seed}")
     return result
 

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from zsmie.config import Config, ConfigError, config_to_dict, load_config
+from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.evaluation.plots import pr_figure, save_figure  # noqa: F401 (pr_figure: re-exported)
+from zsmie.evaluation.run import evaluate_run, load_run
+from zsmie.experiments.runner import collect_records, load_grid
 from zsmie.experiments.tables import mean_std
 
 MODEL_NAMES = {
@@ -34,14 +37,6 @@ MODEL_NAMES = {
     "mgvmoe": "MG-VMoE",
     "similarity": "Training-free",
 }
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=150, bbox_inches="tight")
-    return path
 
 
 def config_value(config: Config, key: str) -> Any:
@@ -95,13 +90,11 @@ def plot_sweep(points: Sequence[dict], key: str, path: Path, title: str = "") ->
     ax.set_title(title or f"test F1 and accuracy against {key}")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def sweep_figure(grid_path: str | Path, key: str, out: str | Path | None = None) -> Path:
     """Figure 3 / 4 from a grid's finished cells; written next to its table by default."""
-    from zsmie.experiments.runner import collect_records, load_grid
-
     grid = load_grid(grid_path)
     records = collect_records(grid)
     if not records:
@@ -118,8 +111,6 @@ def expert_metrics(
     run_dir: str | Path, data_dir: str | None = None, part: str = "test"
 ) -> list[dict]:
     """Metrics of a trained MG-VMoE run with each single expert forced on, experts 0..K-1."""
-    from zsmie.evaluation.run import evaluate_run
-
     config = load_config(Path(run_dir) / "config.toml")
     if config.model.name != "mgvmoe" or not config.model.vmoe:
         raise ConfigError(f"{run_dir}: not an MG-VMoE run with its VMoE layer "
@@ -161,7 +152,7 @@ def plot_experts(
     heat.set_title("per-label F1 (%)", fontsize=9)
     figure.colorbar(image, ax=heat)
     figure.suptitle(title or "MG-VMoE with a single expert forced on")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def experts_figure(
@@ -183,9 +174,6 @@ def run_embeddings(
     run_dir: str | Path, part: str = "test", data_dir: str | None = None
 ) -> tuple[np.ndarray, list[str]]:
     """Embeddings [N, h] of a finished run's samples of one part and their gold labels."""
-    from zsmie.evaluation.inference import label_prototypes, run_model
-    from zsmie.evaluation.run import load_run
-
     loaded = load_run(run_dir, data_dir)
     core = loaded.accelerator.unwrap_model(loaded.model)
     prototypes = label_prototypes(core, loaded.prepared.texts(part), {})
@@ -241,7 +229,7 @@ def plot_tsne(
     handles, names = axes[0].get_legend_handles_labels()
     figure.legend(handles, names, loc="lower center", ncol=min(len(classes), 6), fontsize=8,
                   bbox_to_anchor=(0.5, -0.08))
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def tsne_figure(
@@ -264,27 +252,3 @@ def tsne_figure(
         title = title if title not in panels else f"{title} [{i + 1}]"
         panels[title] = run_embeddings(run, "test", data_dir)
     return plot_tsne(panels, Path(out) if out else Path(runs[0]) / "tsne.png", seed, labels)
-
-
-# ----------------------------------------------------------------------------- open protocol
-
-
-def pr_figure(results: dict[str, dict], out: Path, title: str = "") -> Path:
-    """Micro precision against recall over the relation labels on the open protocol's test
-    set (None samples included), one curve per entry of `results` (an open_world_open.json
-    record each), the calibrated threshold marked on each curve."""
-    figure = Figure(figsize=(5.5, 4.5))
-    ax = figure.add_subplot()
-    for name, result in results.items():
-        curve, test = result["pr_curve_test"], result["test"]
-        line = ax.plot(curve["recall"], curve["precision"], label=name, lw=1.2)[0]
-        ax.plot([test["micro_recall"]], [test["micro_precision"]], "o", color=line.get_color())
-    ax.set_xlabel("recall (micro, relation labels)")
-    ax.set_ylabel("precision (micro, relation labels)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.set_title(title or "open protocol: test precision-recall (dot: calibrated threshold)",
-                 fontsize=9)
-    ax.legend(fontsize=7)
-    return _save(figure, out)

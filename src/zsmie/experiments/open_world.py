@@ -15,8 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from zsmie.config import load_config
+from zsmie.evaluation.plots import pr_figure
 from zsmie.evaluation.protocols import PROTOCOLS, open_run_from_zero_shot, trains_as_zero_shot
-from zsmie.experiments.figures import pr_figure
 from zsmie.experiments.runner import (
     Grid,
     Row,
@@ -26,6 +26,7 @@ from zsmie.experiments.runner import (
     run_grid,
     selected_cells,
 )
+from zsmie.experiments.significance import paired_difference
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
 
@@ -219,8 +220,6 @@ def paired_section(grid: Grid, records: dict[str, list[dict]]) -> list[str]:
     """Per-seed paired differences (mean, 95% t interval, seeds above): a None-negatives row
     against the same row without them (open metrics), and calibrated stacking against none
     for every row (generalized H)."""
-    from zsmie.experiments.significance import paired_difference
-
     def values(protocol: str, row: str, path: tuple[str, ...]) -> dict[int, float]:
         return {r["seed"]: 100 * _get(r, path) for r in records[protocol]
                 if r["row"] == row and _has(r, path)}

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from zsmie.config import Config, ConfigError, config_to_dict, load_config, read_toml
+from zsmie.experiments.tables import results_table
 from zsmie.io import atomic_write_text
+from zsmie.training.trainer import train
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +156,6 @@ def selected_cells(grid: Grid, only_rows: list[str] | None = None) -> list[tuple
 
 def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
     """Run every unfinished cell; returns one record per cell (its results.json, loaded)."""
-    from zsmie.training.trainer import train
-
     records = []
     for row, seed in selected_cells(grid, only_rows):
         cell = grid.cell_dir(row, seed)
@@ -198,8 +198,6 @@ def collect_records(grid: Grid, only_rows: list[str] | None = None) -> list[dict
 def write_table(grid: Grid, records: list[dict], command: str = "", notes: str = "") -> str:
     """Markdown and CSV tables of mean +- std over seeds; returns the markdown. The grid's
     own notes come first, then the caller's `notes`."""
-    from zsmie.experiments.tables import results_table
-
     notes = "\n\n".join(part for part in (grid.notes, notes) if part)
     markdown, csv_text = results_table(grid, records, command=command, notes=notes)
     atomic_write_text(grid.results.with_suffix(".md"), markdown)

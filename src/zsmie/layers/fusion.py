@@ -12,11 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from zsmie.choices import FUSIONS
+
 
 class EntityAwareAttention(nn.Module):
     def __init__(self, token_dim: int, entity_dim: int, form: str = "query", hidden: int = 0):
         super().__init__()
-        if form not in ("paper", "query"):
+        if form not in FUSIONS:
             raise ValueError(f"attention form {form!r}: expected paper or query")
         self.form = form
         if form == "paper":

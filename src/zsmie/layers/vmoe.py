@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zsmie.choices import VMOE_INITS as INITS
 from zsmie.losses.vib import gaussian_kl, routing_entropy
-
-INITS = ("random", "identity")
 
 
 @dataclass

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-COMPLEMENTS = ("ones", "identity")
-MODES = ("radius", "penalty")
+from zsmie.choices import VAT_COMPLEMENTS as COMPLEMENTS
+from zsmie.choices import VAT_MODES as MODES
 
 
 def sample_graph(nodes: Tensor) -> Tensor:

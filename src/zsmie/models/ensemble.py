@@ -18,12 +18,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from zsmie.config import Config
 from zsmie.encoders.text import TextEncoder
 from zsmie.models.base import HeadOutput
 from zsmie.models.pipeline import WrappedModel, ZeroShotModel
 from zsmie.models.similarity import SentenceSimilarity
 
+# The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
 ENSEMBLE_FILE = "ensemble.json"
 
 
@@ -49,7 +49,7 @@ class EnsemblePrototypes:
         return EnsemblePrototypes(self.trained[keep], self.reference[keep])
 
 
-def reference_model(trained: nn.Module, config: Config) -> ZeroShotModel:
+def reference_model(trained: nn.Module, config: Any) -> ZeroShotModel:
     """The training-free similarity on the untouched encoder: the trained model's own encoder
     when it stayed frozen (its cached features serve both), else a fresh frozen copy."""
     text = trained.text
@@ -85,7 +85,7 @@ class ScoreEnsemble(WrappedModel):
         return HeadOutput(scores, out.embedding, out.losses, out.extras)
 
 
-def ensemble_weight(config: Config, run: Path | None = None) -> float:
+def ensemble_weight(config: Any, run: Path | None = None) -> float:
     """The run's chosen weight (`ensemble.json`), else the config's `model.ensemble_weight`."""
     path = None if run is None else Path(run) / ENSEMBLE_FILE
     if path is not None and path.is_file():
@@ -93,13 +93,13 @@ def ensemble_weight(config: Config, run: Path | None = None) -> float:
     return config.model.ensemble_weight
 
 
-def ensembled(model: nn.Module, config: Config, weight: float) -> nn.Module:
+def ensembled(model: nn.Module, config: Any, weight: float) -> nn.Module:
     """`model` wrapped in a ScoreEnsemble with `weight`, or as it is for a weight of 0."""
     if weight <= 0:
         return model
     return ScoreEnsemble(model, reference_model(model, config), weight)
 
 
-def with_ensemble(model: nn.Module, config: Config, run: Path | None = None) -> nn.Module:
+def with_ensemble(model: nn.Module, config: Any, run: Path | None = None) -> nn.Module:
     """`model` wrapped in a ScoreEnsemble when the run (or config) has a weight above 0."""
     return ensembled(model, config, ensemble_weight(config, run))

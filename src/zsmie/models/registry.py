@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from zsmie.config import Config, ConfigError
+from zsmie.errors import ConfigError
 from zsmie.layers.vmoe import VariationalMoE
 from zsmie.losses.mgvat import GraphVAT
 from zsmie.models.base import ZeroShotHead
@@ -16,8 +17,10 @@ from zsmie.models.proto import Proto
 from zsmie.models.similarity import SentenceSimilarity
 from zsmie.models.zsbert import ZSBert
 
+# The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
 
-def scorer_options(config: Config) -> dict:
+
+def scorer_options(config: Any) -> dict:
     m = config.model
     return {
         "init": m.proj_init,
@@ -28,12 +31,12 @@ def scorer_options(config: Config) -> dict:
     }
 
 
-def _proto(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _proto(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     proj = config.model.proj_dim or text_dim
     return Proto((n_markers + 1) * text_dim, text_dim, proj, **scorer_options(config))
 
 
-def _mgvmoe(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _mgvmoe(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     m = config.model
     vmoe = VariationalMoE(
         text_dim, m.experts, init=m.vmoe_init, init_std=m.vmoe_init_std,
@@ -51,16 +54,16 @@ def _mgvmoe(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> Z
     )
 
 
-def _similarity(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _similarity(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     return SentenceSimilarity()
 
 
-def _mmproto(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _mmproto(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     proj = config.model.proj_dim or text_dim
     return MMProto((n_markers + 1) * text_dim, text_dim, vision_dim, proj, **scorer_options(config))
 
 
-def _zsbert(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _zsbert(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     if config.model.proj_dim not in (0, text_dim):
         raise ConfigError(
             f"model.proj_dim = {config.model.proj_dim}: zsbert projects samples into the label "
@@ -69,7 +72,7 @@ def _zsbert(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> Z
     return ZSBert(text_dim, n_markers, **scorer_options(config))
 
 
-def _matching(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _matching(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     if config.task != "mre":
         raise ConfigError(
             f"model.name = 'matching' matches a head and a tail entity: relation extraction "
@@ -79,7 +82,7 @@ def _matching(config: Config, text_dim: int, vision_dim: int, n_markers: int) ->
     return RelationMatching(text_dim, proj, **scorer_options(config))
 
 
-def _cross(config: Config, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
+def _cross(config: Any, text_dim: int, vision_dim: int, n_markers: int) -> ZeroShotHead:
     m = config.model
     return CrossEncoderHead(text_dim, m.negatives, m.dropout, m.scale)
 
@@ -95,7 +98,7 @@ BUILDERS: dict[str, Callable[..., ZeroShotHead]] = {
 }
 
 
-def build_head(config: Config, text_dim: int, vision_dim: int) -> ZeroShotHead:
+def build_head(config: Any, text_dim: int, vision_dim: int) -> ZeroShotHead:
     name = config.model.name
     if name not in BUILDERS:
         raise ConfigError(f"model.name = {name!r}: expected one of {sorted(BUILDERS)}")

@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zsmie.config import Config
 from zsmie.data.types import DEFAULT_TYPES, Types
 from zsmie.encoders.text import TextEncoder
 from zsmie.models.base import HeadOutput
 from zsmie.models.pipeline import WrappedModel
 
+# The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
 TYPE_PRIOR_FILE = "type_prior.json"
 SOURCES = ("phrases", "typer", "both")
 MENTION_CACHE = 100_000  # mention strings whose type log-probabilities are kept
@@ -168,7 +168,7 @@ class TypePriored(WrappedModel):
         return HeadOutput(out.scores + self.weight * term, out.embedding, out.losses, out.extras)
 
 
-def frozen_encoder(model: nn.Module, config: Config) -> TextEncoder:
+def frozen_encoder(model: nn.Module, config: Any) -> TextEncoder:
     """The untouched text encoder: the model's own when it stayed frozen (or the score
     ensemble's reference), else a fresh frozen copy."""
     if not model.text.finetune:
@@ -191,7 +191,7 @@ def read_type_prior(run: Path | None) -> dict[str, Any] | None:
     return record
 
 
-def typed(model: nn.Module, config: Config, record: dict[str, Any] | None,
+def typed(model: nn.Module, config: Any, record: dict[str, Any] | None,
           encoder: TextEncoder | None = None) -> nn.Module:
     """`model` with the type term of `record` (a type_prior.json), or as it is for none or a
     weight of 0. `encoder`: the untouched encoder, when the caller has one at hand."""
@@ -202,6 +202,6 @@ def typed(model: nn.Module, config: Config, record: dict[str, Any] | None,
     return TypePriored(model, typer, float(record["weight"]))
 
 
-def with_type_prior(model: nn.Module, config: Config, run: Path | None = None) -> nn.Module:
+def with_type_prior(model: nn.Module, config: Any, run: Path | None = None) -> nn.Module:
     """`model` with the run's type prior (`type_prior.json`) when it chose one."""
     return typed(model, config, read_type_prior(run))

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from zsmie.assemble import build_model
 from zsmie.config import Config
 from zsmie.evaluation.inference import Predictions, label_prototypes, metrics_of, run_model
 from zsmie.io import atomic_write_json
@@ -68,8 +69,6 @@ def snapshot(model) -> dict[str, Tensor]:
 def initial_weights(config: Config) -> dict[str, Tensor]:
     """The trainable weights a run started from: the model rebuilt under the run's seed,
     leaving the caller's random state as it was."""
-    from zsmie.assemble import build_model
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return snapshot(build_model(config))

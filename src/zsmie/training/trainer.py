@@ -23,6 +23,7 @@ from zsmie.config import Config, load_config, save_config
 from zsmie.errors import ZsmieError
 from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
+from zsmie.evaluation.protocols import evaluate_protocol_prepared
 from zsmie.io import append_jsonl, atomic_write_json
 from zsmie.losses.l2sp import L2SP
 from zsmie.models.ensemble import ensembled
@@ -237,8 +238,6 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         if open_set is not None:
             results["open_set"] = {k: open_set[k] for k in ("threshold", "macro_f1", "accuracy")}
         if config.protocol != "zero_shot":  # README, "Open world"
-            from zsmie.evaluation.protocols import evaluate_protocol_prepared
-
             results["open_world"] = evaluate_protocol_prepared(  # the final (ensembled) model
                 prepared, accelerator.unwrap_model(model), config.protocol, out, accelerator.device)
         atomic_write_json(out / "results.json", results)

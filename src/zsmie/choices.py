@@ -1,0 +1,26 @@
+"""The allowed values of every enumerated setting, listed once.
+
+A leaf module (it imports nothing): the config checks settings against these (one error
+naming the key), and the layers that take the same values check their arguments against the
+same tuples.
+"""
+
+from __future__ import annotations
+
+TASKS = ("mre", "met")
+IMAGE_POLICIES = ("error", "blank")  # a missing or unreadable image: fail, or score it blank
+LABEL_TEXTS = ("raw", "name", "description", "verbalised")
+DATA_FORMATS = ("mnre", "wikidiverse", "jsonl", "demo")
+PROTOCOLS = ("zero_shot", "open", "generalized")
+FEATURE_CACHES = ("auto", "memory", "off")  # or a folder path
+MARKER_INITS = ("tokens", "mean")
+SCORES = ("dot", "cosine")
+PROJ_INITS = ("identity", "random")
+FUSIONS = ("paper", "query")
+KL_REDUCTIONS = ("sum", "mean")
+VMOE_INITS = ("random", "identity")
+VAT_MODES = ("radius", "penalty")
+VAT_SCORES = ("dot", "cosine")
+VAT_COMPLEMENTS = ("ones", "identity")
+DEVICES = ("auto", "cpu", "cuda")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
