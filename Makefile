@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-fast demo lint bench clean
 
 # torch first, from TORCH_INDEX when given: PyPI's torch==2.13.0 is the CUDA build on Linux
 # x86_64 (GBs); `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes the CPU
@@ -40,6 +40,12 @@ install: $(STAMP)
 
 test: $(STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m pytest -q
+
+# The unit tests, without the `slow` ones (those that train a model or read real MNRE, and
+# others measured at 10 s or more; the rule is in tests/conftest.py): for the edit-test loop.
+# `make test` (CI) runs everything.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(VENV)/bin/zsmie demo --out runs/demo --overwrite

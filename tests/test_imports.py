@@ -9,6 +9,7 @@ in a function body is caught too.
 from __future__ import annotations
 
 import ast
+import functools
 import graphlib
 from collections import defaultdict
 from pathlib import Path
@@ -35,7 +36,8 @@ def _package(module: str) -> str:
     return parts[1] if len(parts) > 1 else "zsmie"
 
 
-def import_edges() -> list[tuple[str, str, bool, int]]:
+@functools.cache
+def import_edges() -> tuple[tuple[str, str, bool, int], ...]:
     """(importer, imported module, inside a function, line) for every import of zsmie."""
     edges = []
     for path in sorted(SRC.rglob("*.py")):
@@ -54,7 +56,7 @@ def import_edges() -> list[tuple[str, str, bool, int]]:
             else:
                 continue
             edges += [(module, name, id(node) in in_function, node.lineno) for name in names]
-    return edges
+    return tuple(edges)
 
 
 def test_the_graph_is_read():
