@@ -31,6 +31,7 @@ from zsmie.data.sample import DataError, Sample
 from zsmie.data.splits import LabelSplit, make_label_split, samples_by_part
 from zsmie.data.types import LabelTexts, types_from_name
 from zsmie.encoders.cache import FeatureCache, content_key, default_cache_dir, file_digest
+from zsmie.encoders.precision import set_precision
 from zsmie.encoders.text import EncodedText, TextEncoder
 from zsmie.encoders.vision import VisionEncoder, build_vision_encoder
 from zsmie.models.cross import CrossEncoderModel
@@ -244,7 +245,11 @@ def with_extra_relations(config: Config, split: LabelSplit, parts: dict[str, lis
     return split, parts, {label: texts[label] for label in keep}
 
 
-def prepare(config: Config, device: torch.device | None = None) -> Prepared:
+def prepare(config: Config, device: torch.device | None = None,
+            weights: Path | None = None) -> Prepared:
+    """The config's data, split and encoded, and its model. `weights` (a finished run's
+    best.safetensors) load before anything is encoded, and the text encoder then runs at
+    `text.precision`, so that frozen-encoder features are those of the final encoder."""
     samples = load_samples(config)
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
@@ -252,6 +257,9 @@ def prepare(config: Config, device: torch.device | None = None) -> Prepared:
     model = build_model(config)
     if device is not None:
         model.to(device)
+    if weights is not None:
+        model.load(weights)
+        set_precision(model, config.text.precision)
     split, parts, extra_texts = with_extra_relations(config, split, parts, model.text)
     none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from zsmie.choices import PRECISIONS
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
 from zsmie.errors import ZsmieError
@@ -128,6 +129,18 @@ class _ResumeCommand(_Command):
         return super().parse_args(ctx, args)
 
 
+PRECISION_HELP = ("fp32 | int8: int8 runs the text encoders' linear layers as dynamically "
+                  "quantised int8 on the CPU (faster, scores drift slightly; see README) "
+                  "[default: the run's text.precision, fp32]")
+
+
+def _precision(value: str | None) -> str | None:
+    """--precision checked before anything loads (None: the run's own)."""
+    if value is not None and value not in PRECISIONS:
+        raise ConfigError(f"--precision {value!r}: expected fp32 or int8")
+    return value
+
+
 def _print_json(data: dict) -> None:
     if _main_process():
         typer.echo(json.dumps(data, indent=2))
@@ -202,15 +215,19 @@ def evaluate(
     protocol: str = typer.Option(
         "zero_shot", help="zero_shot | open (None samples added) | generalized (seen + unseen)"
     ),
+    precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
 ) -> None:
     """Recompute test metrics from a run's saved weights (or under an open-world protocol)."""
     from zsmie.evaluation.run import evaluate_run
 
     _setup_logging()
     try:
+        if _precision(precision) is not None:
+            set_ = [*set_, f'text.precision="{precision}"']
         if protocol != "zero_shot":
             if set_:
-                raise ConfigError("--set is not accepted with --protocol open|generalized")
+                raise ConfigError("--set and --precision are not accepted with "
+                                  "--protocol open|generalized")
             from zsmie.evaluation.protocols import evaluate_run_protocol
 
             result = evaluate_run_protocol(run, protocol, str(data_dir) if data_dir else None)
@@ -352,6 +369,7 @@ def predict(
     chunk_size: int = typer.Option(1024, help="samples read, scored and written at a time"),
     resume: bool = typer.Option(False, metavar="", help="continue a killed run's OUTPUT.partial"),
     progress: bool = typer.Option(True, metavar="", help="progress bar with samples/s (only on a terminal)"),
+    precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
 ) -> None:
     """Rank any labels (unseen in training) for each sample of a JSONL file, streamed in chunks.
 
@@ -365,7 +383,7 @@ def predict(
             raise DataError("give the candidate labels with exactly one of --labels or --labels-file")
         candidates = read_label_file(labels_file) if labels_file is not None else split_labels(labels)
         predict_file(run, input_file, candidates, descriptions, top_k, open_set, images, output,
-                     chunk_size, resume, progress)
+                     chunk_size, resume, progress, _precision(precision))
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
 
@@ -381,6 +399,7 @@ def serve(
     batch_samples: int = typer.Option(256, help="samples per model call (micro-batching); 1: one "
                                       "request at a time"),
     max_wait_ms: float = typer.Option(2.0, help="how long a model call waits for more requests"),
+    precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
 ) -> None:
     """An HTTP JSON API over a run (POST /predict, GET /health) and a page to try it at /."""
     import torch
@@ -397,7 +416,7 @@ def serve(
         if not 1 <= port <= 65535:  # checked before the model loads
             raise ConfigError(f"--port {port}: must be between 1 and 65535")
         limits = Limits(max_samples=max_samples, max_labels=max_labels)
-        extractor = ZeroShotExtractor.from_run(run, device=device)
+        extractor = ZeroShotExtractor.from_run(run, device=device, precision=_precision(precision))
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
     batcher = MicroBatcher(extractor, batch_samples, max_wait_ms / 1000)

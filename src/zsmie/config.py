@@ -71,6 +71,9 @@ class TextEncoderConfig:
                            "apart), `mean` uses the mean embedding")
     freeze_layers: int = doc(0, "with `text.finetune`: keep the embeddings and the lowest N "
                              "transformer layers frozen")
+    precision: str = doc("fp32", "inference only (`predict`, `serve`, `evaluate`: `--precision`): "
+                         "`int8` runs the text encoders' linear layers as dynamically quantised "
+                         "int8 on the CPU (zsmie.encoders.precision); training runs in fp32")
 
 
 @dataclass
@@ -219,6 +222,7 @@ class Config:
             "model.proj_init": (self.model.proj_init, choices.PROJ_INITS),
             "model.fusion": (self.model.fusion, choices.FUSIONS),
             "text.marker_init": (self.text.marker_init, choices.MARKER_INITS),
+            "text.precision": (self.text.precision, choices.PRECISIONS),
             "model.kl_reduction": (self.model.kl_reduction, choices.KL_REDUCTIONS),
             "train.mixed_precision": (self.train.mixed_precision, choices.MIXED_PRECISIONS),
             "model.vat_score": (self.model.vat_score, choices.VAT_SCORES),

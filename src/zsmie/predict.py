@@ -37,6 +37,7 @@ from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
 from zsmie.data.types import LabelTexts, Types, parse_labels, types_from_name
+from zsmie.encoders.precision import set_precision
 from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
 from zsmie.evaluation.run import load_run_config
@@ -180,20 +181,27 @@ class ZeroShotExtractor:
         self.none_text = none_text  # the threshold is on the margin over this text's score
         self.training_texts = set(training_texts)
         self.device = torch.device(device)
+        self.precision = config.text.precision  # the text encoders' (fp32 | int8)
         self.last_image_report: dict[str, int] = {}
         self._prototypes: dict = {}  # label texts -> prototypes (frozen text encoders)
         # called with each model batch's sample count once scored (zsmie predict's progress bar)
         self.on_batch: Callable[[int], object] | None = None
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> ZeroShotExtractor:
-        """Load a finished run folder (config.toml + best.safetensors, open_set.json if any)."""
+    def from_run(cls, run_dir: str | Path, device: str | torch.device = "cpu",
+                 precision: str | None = None) -> ZeroShotExtractor:
+        """Load a finished run folder (config.toml + best.safetensors, open_set.json if any).
+
+        `precision`: "fp32" or "int8" (zsmie.encoders.precision; CPU only); None: the run's
+        `text.precision` (fp32 unless its config says otherwise)."""
         run = Path(run_dir)
-        config = load_run_config(run)
+        overrides = [] if precision is None else [f'text.precision="{precision}"']
+        config = load_run_config(run, overrides=overrides)
         model = build_model(config)
         model.load(run / "best.safetensors")
         model = with_type_prior(with_ensemble(model, config, run), config, run)
         model.to(device).eval()
+        set_precision(model, config.text.precision)
         threshold, calibration, none_text = _read_threshold(run)
         return cls(config, model, threshold, _training_texts(run), device, calibration, none_text)
 

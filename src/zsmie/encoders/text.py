@@ -19,6 +19,7 @@ from transformers.utils import logging as hf_logging
 from zsmie.data.batching import EncodedText  # the batch's input type, defined below the encoders
 from zsmie.data.sample import DataError, Sample, Span
 from zsmie.encoders.packaged import EncoderError, check_hub, describe_load_failure, resolve_text_model
+from zsmie.encoders.precision import DEFAULT_SCHEME, check_precision, quantize_linear_layers
 
 MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 # marker_init = "tokens": each marker starts from the embedding of a bracket the encoder
@@ -91,6 +92,8 @@ class TextEncoder(nn.Module):
         self.max_length = max_length
         self.finetune = finetune
         self.marker_init = marker_init
+        self.precision = "fp32"  # set_precision("int8"): quantised for inference
+        self._scheme = ""  # int8's weight scheme (zsmie.encoders.precision.SCHEMES)
         path = resolve_text_model(model)
         hf_logging.disable_progress_bar()
         check_hub(path)
@@ -121,6 +124,24 @@ class TextEncoder(nn.Module):
         for module in (embeddings, *layers[:n]):
             module.requires_grad_(False)
 
+    def set_precision(self, precision: str, scheme: str = DEFAULT_SCHEME) -> None:
+        """Run at `precision` from now on: "int8" quantises the transformer's linear layers
+        (zsmie.encoders.precision), in place and for inference only; there is no way back."""
+        check_precision(precision)
+        if precision == self.precision:
+            return
+        if self.precision != "fp32":
+            raise EncoderError(f"text encoder {self.name!r} is already {self.precision}: "
+                               f"cannot run it at {precision}")
+        device = next(self.model.parameters()).device
+        if device.type != "cpu":
+            raise EncoderError(f"precision int8 runs on the CPU only, but text encoder "
+                               f"{self.name!r} is on {device}: use device cpu or precision fp32")
+        self.model.requires_grad_(False)  # `finetune` stays: it tells how the run was trained
+        quantize_linear_layers(self.model, scheme)
+        self.model.eval()
+        self.precision, self._scheme = precision, scheme
+
     def _add_markers(self) -> None:
         mean = self.model.get_input_embeddings().weight.detach().mean(0)
         seeds = [self.tokenizer.convert_tokens_to_ids(MARKER_SEEDS[m]) for m in MARKERS]
@@ -148,7 +169,7 @@ class TextEncoder(nn.Module):
     def train(self, mode: bool = True) -> TextEncoder:
         # A frozen encoder stays in eval mode (no dropout): its features are deterministic.
         super().train(mode)
-        if not self.finetune:
+        if not self.finetune or self.precision != "fp32":
             self.model.eval()
         return self
 
@@ -157,7 +178,8 @@ class TextEncoder(nn.Module):
         """Names everything that changes this encoder's outputs (for feature caches)."""
         config = self.model.config.to_json_string(use_diff=False)
         digest = hashlib.sha256(config.encode()).hexdigest()[:12]
-        return f"{self.name}|{digest}|max{self.max_length}|markers-{self.marker_init}"
+        name = f"{self.name}|{digest}|max{self.max_length}|markers-{self.marker_init}"
+        return name if self.precision == "fp32" else f"{name}|{self.precision}-{self._scheme}"
 
     def encode_sample(self, sample: Sample) -> EncodedText:
         """Tokenize a sample with its entity markers, cropped to max_length around them."""
@@ -182,7 +204,8 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Token states [B, L, d]; no gradient when the encoder is frozen."""
-        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+        tracked = self.finetune and self.precision == "fp32" and torch.is_grad_enabled()
+        with torch.set_grad_enabled(tracked):
             return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def tokenize_texts(self, texts: list[str]) -> dict[str, Tensor]:

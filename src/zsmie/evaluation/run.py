@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, load_config
+from zsmie.encoders.precision import set_precision
 from zsmie.evaluation.inference import evaluate_part
 from zsmie.models.ensemble import with_ensemble
 from zsmie.models.pipeline import read_weights
@@ -49,16 +50,21 @@ def load_run_config(
     return config
 
 
+def final_model(model: nn.Module, config: Config, run: Path) -> nn.Module:
+    """A run's model (best weights loaded) as it answers: with the score ensemble and the
+    type prior the run chose, and every text encoder in it at `text.precision`."""
+    wrapped = with_type_prior(with_ensemble(model, config, run), config, run)
+    return set_precision(wrapped, config.text.precision)
+
+
 def load_final_model(run: Path, data_dir: str | None = None) -> tuple[Prepared, nn.Module, torch.device]:
     """A finished run's prepared data and its final model (best weights, and the score
     ensemble when the run chose one) on the run's device, without Accelerate's wrapping:
     what open-set calibration and the open-world protocols read."""
     config = load_run_config(run, data_dir)
     device = make_accelerator(config).device
-    prepared = prepare(config, device)
-    prepared.model.load(run / "best.safetensors")
-    model = with_type_prior(with_ensemble(prepared.model, config, run), config, run)
-    return prepared, model.to(device), device
+    prepared = prepare(config, device, run / "best.safetensors")
+    return prepared, final_model(prepared.model, config, run).to(device), device
 
 
 def load_run(
@@ -69,10 +75,9 @@ def load_run(
     config = load_run_config(run, data_dir, overrides)
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():
-        prepared = prepare(config, accelerator.device)
-    prepared.model.load(run / "best.safetensors")
+        prepared = prepare(config, accelerator.device, run / "best.safetensors")
     data = loaders(prepared, config)
-    model = with_type_prior(with_ensemble(prepared.model, config, run), config, run)
+    model = final_model(prepared.model, config, run)
     model, val_loader, test_loader = accelerator.prepare(model, data["val"], data["test"])
     return LoadedRun(prepared, accelerator, model, {"val": val_loader, "test": test_loader})
 

@@ -3,7 +3,7 @@
     POST /predict {"samples": [<JSONL sample objects>], "labels": [...],
                    "descriptions": {...}, "top_k": 5, "open_set": false}
         -> {"predictions": [<the objects `zsmie predict` prints>, in order]}
-    GET /health -> {"status": "ok", "task": ..., "limits": {...}}
+    GET /health -> {"status": "ok", "task": ..., "precision": "fp32" | "int8", "limits": {...}}
     GET / -> the page (static/index.html)
 
 The model is loaded once; concurrent requests are micro-batched (batcher.py). Bad input is a
@@ -125,7 +125,8 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
     async def health() -> dict:
         return {"status": "ok", "task": extractor.config.task, "model": extractor.config.model.name,
                 "open_set": extractor.threshold is not None,
-                "type_prior": isinstance(extractor.model, TypePriored), "limits": asdict(limits),
+                "type_prior": isinstance(extractor.model, TypePriored), "precision": extractor.precision,
+                "limits": asdict(limits),
                 **open_set_rule}
 
     @app.post("/predict")

@@ -302,9 +302,11 @@ def predict_file(
     chunk_size: int = CHUNK_SIZE,
     resume: bool = False,
     progress: bool = True,
+    precision: str | None = None,
 ) -> int:
     """`zsmie predict`: one JSON line per sample of a JSONL file, in order, to `output` (or
-    stdout), streamed; returns the number of lines written by this call."""
+    stdout), streamed; returns the number of lines written by this call. `precision`: the
+    text encoders' (fp32 | int8; None: the run's)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size = {chunk_size}: must be at least 1")
     input_path = Path(input_path)
@@ -330,11 +332,13 @@ def predict_file(
     if once and state.num_processes > 1:
         raise DataError(f"{_input_name(input_path)} is read once, by one process: give a file "
                         "to share the input between processes")
-    extractor = ZeroShotExtractor.from_run(run_dir, device=state.device)
+    extractor = ZeroShotExtractor.from_run(run_dir, device=state.device, precision=precision)
     label_set = extractor.label_set(labels, descriptions, top_k, open_set)
     settings = {"run": os.path.abspath(run_dir), "input": os.path.abspath(input_path),
                 "labels": list(label_set.labels), "texts": list(label_set.texts),
                 "top_k": top_k, "open_set": open_set, "images": images}
+    if extractor.precision != "fp32":  # fp32 outputs keep the settings they always had
+        settings["precision"] = extractor.precision
     if output is not None and resume and output.is_file() and not partial_path(output).exists():
         check_finished(input_path, output, settings)
         return 0

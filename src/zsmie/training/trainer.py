@@ -19,7 +19,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
-from zsmie.config import Config, load_config, save_config
+from zsmie.config import Config, ConfigError, load_config, save_config
 from zsmie.errors import ZsmieError
 from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
@@ -127,6 +127,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, overwrite: 
     `out_dir` must be new or empty unless `resume` (continue it) or `overwrite` (replace the
     run in it); the main process holds its lock while the run writes (zsmie.run_folder)."""
     out = Path(out_dir)
+    if config.text.precision != "fp32":
+        raise ConfigError(f"text.precision = {config.text.precision!r}: training runs in fp32; "
+                          "int8 is for inference (predict, serve, evaluate --precision int8)")
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
     with claim_run(out, resume, overwrite) if main else contextlib.nullcontext():

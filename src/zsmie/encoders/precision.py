@@ -1,0 +1,71 @@
+"""Inference precision of the text encoders: "fp32" (as trained) or "int8".
+
+int8 is PyTorch's dynamic quantisation (`torch.ao.quantization.quantize_dynamic`): every
+`nn.Linear` of the transformer (attention projections, feed-forward, pooler) keeps int8
+weights and quantises its input per batch at run time, so its matrix products run as int8
+on the quantised engine (`torch.backends.quantized.engine`: x86 / fbgemm on x86 CPUs, with
+VNNI instructions where the CPU has them). Embeddings, LayerNorm and softmax stay in fp32;
+so do the model heads, whose cost is small. It runs on CPU only, and only for inference
+(predict, serve, evaluate): training always runs in fp32.
+
+The weights are quantised per output channel (`per_channel_dynamic_qconfig`), the finer of
+the two schemes the API offers; `benchmarks/inference.py` compares both on validation F1.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from zsmie.choices import PRECISIONS
+
+SCHEMES = ("per_channel", "per_tensor")
+DEFAULT_SCHEME = "per_channel"
+
+
+class PrecisionError(ValueError):
+    """A precision that cannot be used here (unknown, or int8 off the CPU)."""
+
+
+def check_precision(precision: str, where: str = "precision") -> str:
+    if precision not in PRECISIONS:
+        raise PrecisionError(f"{where} = {precision!r}: expected one of {list(PRECISIONS)}")
+    return precision
+
+
+def quantize_linear_layers(module: nn.Module, scheme: str = DEFAULT_SCHEME) -> nn.Module:
+    """`module` with every nn.Linear replaced by its dynamically quantised int8 form, in place."""
+    if scheme not in SCHEMES:
+        raise PrecisionError(f"int8 scheme {scheme!r}: expected one of {list(SCHEMES)}")
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*")
+        from torch.ao import quantization
+
+        qconfig = (quantization.per_channel_dynamic_qconfig if scheme == "per_channel"
+                   else quantization.default_dynamic_qconfig)
+        return quantization.quantize_dynamic(module, {nn.Linear: qconfig}, dtype=torch.qint8,
+                                             inplace=True)
+
+
+def set_precision(model: nn.Module, precision: str, scheme: str = DEFAULT_SCHEME) -> nn.Module:
+    """Every text encoder inside `model` (the trained one, a score ensemble's reference, a
+    type prior's mention encoder; each once) at `precision`, after its weights are loaded.
+    fp32 leaves `model` as it is."""
+    from zsmie.encoders.text import TextEncoder  # text imports this module
+
+    check_precision(precision)
+    for module in model.modules():
+        if isinstance(module, TextEncoder):
+            module.set_precision(precision, scheme)
+    return model
+
+
+def engine_report() -> dict[str, str]:
+    """What runs the int8 products here: the quantised engine and the CPU's vector ISA, as
+    torch reports them."""
+    return {"quantized_engine": torch.backends.quantized.engine,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": str(torch.get_num_threads())}
