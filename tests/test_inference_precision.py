@@ -131,3 +131,21 @@ def test_set_precision_reaches_every_encoder_once_and_refuses_unknown_values():
     assert encoder.precision == "int8" and encoder.identity == f"{fp32}|int8-per_channel"
     with pytest.raises(ValueError, match=r"precision = 'int4': expected one of \['fp32', 'int8'\]"):
         set_precision(holder, "int4")
+
+
+def test_length_sorted_batches_answer_in_input_order(extractors, demo_test):
+    samples, labels = demo_test
+    extractor = extractors["fp32"]
+    label_set = extractor.label_set(labels, top_k=len(labels))
+    plain = extractor.rank(samples, label_set, "blank", batch_size=4)
+    try:
+        extractor.by_length = True
+        lengths = [len(extractor.model.text.encode_sample(s).input_ids) for s in samples]
+        assert lengths != sorted(lengths)  # the order really changes
+        batched = extractor.rank(samples, label_set, "blank", batch_size=4)
+    finally:
+        extractor.by_length = False
+    assert [p.id for p in batched] == [p.id for p in plain]
+    for a, b in zip(plain, batched, strict=True):
+        assert [label for label, _ in a.ranked] == [label for label, _ in b.ranked]
+        assert [s for _, s in a.ranked] == pytest.approx([s for _, s in b.ranked], abs=1e-4)

@@ -186,6 +186,8 @@ class ZeroShotExtractor:
         self._prototypes: dict = {}  # label texts -> prototypes (frozen text encoders)
         # called with each model batch's sample count once scored (zsmie predict's progress bar)
         self.on_batch: Callable[[int], object] | None = None
+        # score a call's samples sorted by token length (less padding), answers in input order
+        self.by_length = False
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | torch.device = "cpu",
@@ -258,7 +260,12 @@ class ZeroShotExtractor:
         """Scores [N, C] of checked samples against label texts."""
         model = self.model
         preprocess = model.vision.preprocess if model.uses_images else None
-        dataset = SampleDataset(samples, [model.text.encode_sample(s) for s in samples], {}, preprocess)
+        encoded = [model.text.encode_sample(s) for s in samples]
+        order = list(range(len(samples)))
+        if self.by_length:  # batches of alike lengths: less padding; scores returned in input order
+            order.sort(key=lambda i: len(encoded[i].input_ids))
+        dataset = SampleDataset([samples[i] for i in order], [encoded[i] for i in order], {},
+                                preprocess)
         loader = DataLoader(
             dataset, batch_size=batch_size or self.config.train.eval_batch_size, shuffle=False,
             collate_fn=functools.partial(collate, pad_id=model.text.tokenizer.pad_token_id or 0),
@@ -266,8 +273,11 @@ class ZeroShotExtractor:
         if len(self._prototypes) > PROTOTYPE_CACHE:  # bounded: a service sees many label sets
             self._prototypes.clear()
         prototypes = label_prototypes(model, texts, self._prototypes)
-        return run_model(model, loader, prototypes, device=self.device,
-                         on_batch=self.on_batch).scores
+        scores = run_model(model, loader, prototypes, device=self.device,
+                           on_batch=self.on_batch).scores
+        restored = torch.empty_like(scores)
+        restored[torch.tensor(order, dtype=torch.long)] = scores
+        return restored
 
     def label_set(
         self,
