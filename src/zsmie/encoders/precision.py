@@ -54,11 +54,9 @@ def set_precision(model: nn.Module, precision: str, scheme: str = DEFAULT_SCHEME
     """Every text encoder inside `model` (the trained one, a score ensemble's reference, a
     type prior's mention encoder; each once) at `precision`, after its weights are loaded.
     fp32 leaves `model` as it is."""
-    from zsmie.encoders.text import TextEncoder  # text imports this module
-
     check_precision(precision)
-    for module in model.modules():
-        if isinstance(module, TextEncoder):
+    for module in model.modules():  # text encoders (zsmie.encoders.text, which imports this)
+        if callable(getattr(module, "set_precision", None)):
             module.set_precision(precision, scheme)
     return model
 
