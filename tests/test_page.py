@@ -57,7 +57,8 @@ def test_the_served_api_refuses_bad_input_and_stays_up(server):
     too_many = {"samples": [{"text": "a b", "head": [0, 1], "tail": [2, 3]}] * 65, "labels": ["x"]}
     response = httpx.post(f"{server}/predict", json=too_many, timeout=60)
     assert response.status_code == 413 and response.json()["detail"].startswith("samples: 65 given")
-    response = httpx.post(f"{server}/predict", content=b"x" * (1 << 21), timeout=60)
+    response = httpx.post(f"{server}/predict", content=b"x" * (1 << 21), timeout=60,
+                          headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["detail"].startswith("body: ")
     assert httpx.get(f"{server}/health", timeout=10).json()["status"] == "ok"
 

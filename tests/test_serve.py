@@ -21,7 +21,7 @@ BIRTH = {"id": "birth", "text": "Violinist Clara Weiss was born in Vienna in 199
 OWNED = {"id": "owned", "tokens": ["Northwind", "Air", "is", "now", "owned", "by", "Global",
                                    "Aviation", "Group"], "head": [0, 2], "tail": [6, 9]}
 LABELS = ["place_of_birth", "subsidiary", "spouse", "employer"]
-LIMITS = Limits(max_body_bytes=4000, max_samples=4, max_labels=6)
+LIMITS = Limits(max_body_bytes=4000, max_samples=4, max_labels=6, max_work=600)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,8 @@ def close(a: list[dict], b: list[dict]) -> bool:
 def test_health_and_page(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["task"] == "mre" and health["model"] == "proto"
-    assert health["limits"] == {"max_body_bytes": 4000, "max_samples": 4, "max_labels": 6}
+    assert health["limits"] == {"max_body_bytes": 4000, "max_samples": 4, "max_labels": 6,
+                                "max_work": 600, "body_timeout": 30.0}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="labels"' in page.text and 'fetch("predict"' in page.text
@@ -135,7 +136,7 @@ FAR = "Clara " + "w " * 300 + "Vienna"  # entities more tokens apart than text.m
 ])
 def test_a_bad_request_fails_alone_among_concurrent_good_ones(client, extractor, bad, detail):
     batcher = client.app.state.batcher
-    answered = batcher.requests
+    answered, failed = batcher.requests, batcher.failed_calls
     good = {"samples": [BIRTH, OWNED], "labels": LABELS, "top_k": 3}
     bodies = [good] * 4 + [bad] + [good] * 4  # sent together: one model call (max_wait 0.25 s)
     with ThreadPoolExecutor(len(bodies)) as pool:
@@ -143,6 +144,7 @@ def test_a_bad_request_fails_alone_among_concurrent_good_ones(client, extractor,
     assert [r.status_code for r in responses] == [200] * 4 + [422] + [200] * 4
     assert detail in responses[4].json()["detail"]
     assert batcher.requests - answered == 8
+    assert batcher.failed_calls == failed  # refused before batching: no model call failed
     alone = [p.as_dict() for p in extractor.predict([BIRTH, OWNED], LABELS, top_k=3)]
     assert all(close(r.json()["predictions"], alone) for r in responses if r.status_code == 200)
 
@@ -180,6 +182,12 @@ def test_typed_label_objects_answer_under_their_names(client, extractor):
     ("--port", "0", "--port 0: must be between 1 and 65535"),
     ("--max-samples", "-1", "--max-samples = -1: must be at least 1"),
     ("--max-labels", "0", "--max-labels = 0: must be at least 1"),
+    ("--max-work", "-5", "--max-work = -5: must be at least 1"),
+    ("--body-timeout", "0", "--body-timeout = 0.0: must be at least 1"),
+    ("--batch-tokens", "0", "--batch-tokens = 0: must be at least 1"),
+    ("--max-connections", "-1", "--max-connections = -1: must be at least 1"),
+    ("--header-timeout", "nan", "--header-timeout = nan: must be at least 1"),
+    ("--allowed-hosts", ",", "--allowed-hosts ',': give host names, or * for any"),
 ])
 def test_bad_serve_options_are_refused_before_the_model_loads(tmp_path, option, value, message):
     # the run does not exist: an option checked after loading would name the run instead
@@ -209,3 +217,133 @@ def test_a_client_that_disconnects_mid_body_is_not_an_error_traceback(extractor,
         asyncio.run(app(scope, receive, send))  # raised the ClientDisconnect before
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_request_over_the_work_limit_is_413_naming_it(client):
+    long = {label: label + " the person was born in the place" * 16 for label in
+            ["place_of_birth", "subsidiary", "spouse", "employer", "founder", "member"]}
+    response = client.post("/predict", json={"samples": [BIRTH], "labels": list(long),
+                                             "descriptions": long})
+    assert response.status_code == 413, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("work: ") and detail.endswith("at most 600 per request (--max-work)")
+    tokens = int(detail.split()[1])
+    assert tokens > 600
+    # the same labels with short descriptions are within the bound
+    short = {label: "a relation" + "!" * i for i, label in enumerate(long)}
+    assert client.post("/predict", json={"samples": [BIRTH], "labels": list(long),
+                                         "descriptions": short}).status_code == 200
+
+
+def test_post_must_be_json_and_there_is_no_cdn_docs_page(client):
+    body = json.dumps({"samples": [BIRTH], "labels": LABELS})
+    plain = client.post("/predict", content=body, headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415
+    assert plain.json()["detail"] == "Content-Type: text/plain given, expected application/json"
+    assert client.post("/predict", content=body).status_code == 415  # none given
+    charset = client.post("/predict", content=body,
+                          headers={"Content-Type": "application/json; charset=utf-8"})
+    assert charset.status_code == 200
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").json()["info"]["title"] == "zsmie"
+
+
+def test_a_host_header_other_than_the_allowed_hosts_is_refused(extractor):
+    app = create_app(extractor, LIMITS, MicroBatcher(extractor), allowed_hosts=["127.0.0.1", "localhost"])
+    with TestClient(app, base_url="http://127.0.0.1:8000") as local:
+        assert local.get("/health").status_code == 200
+        rebound = local.get("/health", headers={"Host": "evil.example:8000"})
+        assert rebound.status_code == 400
+
+
+def test_one_access_log_line_per_request(client, caplog):
+    with caplog.at_level(logging.INFO, logger="zsmie.access"):
+        client.post("/predict", json={"samples": [BIRTH, OWNED], "labels": LABELS})
+        client.post("/predict", json={"samples": [BIRTH], "labels": LABELS, "top_k": 0})
+        client.get("/health")
+    lines = [r.getMessage() for r in caplog.records if r.name == "zsmie.access"]
+    assert len(lines) == 3
+    assert lines[0].startswith("POST /predict 200 samples=2 labels=4 ") and lines[0].endswith(" ms")
+    assert lines[1].startswith("POST /predict 422 samples=1 labels=4 ")
+    assert lines[2].startswith("GET /health 200 samples=- labels=- ")
+
+
+def _asgi(app, incoming):
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", b"application/json"),
+                                          (b"content-length", b"100")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    sent = []
+
+    async def receive():
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(3600)  # a client that sends nothing more
+
+    async def send(message):
+        sent.append(message)
+
+    async def main():
+        await asyncio.wait_for(app(scope, receive, send), 10)
+
+    asyncio.run(main())
+    return sent
+
+
+def test_a_body_not_sent_in_time_is_408(extractor):
+    app = create_app(extractor, Limits(body_timeout=1), MicroBatcher(extractor))
+    sent = _asgi(app, [{"type": "http.request", "body": b'{"samples": [', "more_body": True}])
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["detail"] == "body: not received within 1 s (--body-timeout)"
+
+
+def test_light_requests_overtake_a_heavy_one_split_into_pieces(extractor):
+    """With a small token budget per model call, a heavy request is scored over many calls and
+    a light request sent after it is answered first; both answer as predict does."""
+    heavy = extractor.samples([{**BIRTH, "id": f"h{i}"} for i in range(24)])
+    light = extractor.samples([OWNED])
+    label_set = extractor.label_set(LABELS, top_k=4)
+    done = []
+
+    async def main():
+        batcher = MicroBatcher(extractor, max_wait=0.0, max_tokens=40)
+        await batcher.start()
+        try:
+            async def one(name, samples, delay):
+                await asyncio.sleep(delay)
+                result = await batcher.predict(samples, label_set)
+                done.append(name)
+                return result
+
+            results = await asyncio.gather(one("heavy", heavy, 0), one("light", light, 0.05))
+            return results, batcher.calls
+        finally:
+            await batcher.stop()
+
+    (heavy_out, light_out), calls = asyncio.run(main())
+    assert done == ["light", "heavy"] and calls >= 12  # 24 samples of ~16 tokens, 40 a call
+    assert close([p.as_dict() for p in heavy_out],
+                 [p.as_dict() for p in extractor.rank(heavy, label_set)])
+    assert close([p.as_dict() for p in light_out],
+                 [p.as_dict() for p in extractor.rank(light, label_set)])
+
+
+def test_label_prototypes_are_cached_per_label_text_across_label_sets(trained_demo, monkeypatch):
+    extractor = ZeroShotExtractor.from_run(trained_demo)
+    encoded = []
+    original = extractor.model.prototypes
+    monkeypatch.setattr(extractor.model, "prototypes", lambda texts: encoded.append(list(texts))
+                        or original(texts))
+    first = extractor.predict([BIRTH], LABELS, top_k=4)
+    assert len(encoded) == 1 and len(encoded[0]) == 4
+    again = extractor.predict([BIRTH], ["spouse", "place_of_birth"], top_k=2)  # a new set
+    assert len(encoded) == 1  # every text cached
+    scores = {r[0]: r[1] for r in first[0].ranked}
+    assert dict(again[0].ranked) == pytest.approx({k: scores[k] for k in ("spouse", "place_of_birth")})
+    extractor.predict([BIRTH], ["spouse", "founder"], top_k=2)
+    assert encoded[1] == ["founder"]  # only the new text is encoded
+    extractor.prototype_cache = 3  # least recently used dropped beyond the bound
+    extractor.predict([BIRTH], ["member_of"], top_k=1)
+    assert len(extractor._prototypes) == 3
+    assert [text for text, _ in extractor._prototypes][:2] == ["spouse", "founder"]

@@ -103,3 +103,14 @@ def test_an_unreachable_hub_fails_in_seconds_with_one_message(monkeypatch, caplo
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(packaged, "_hub_answers", lambda *_: pytest.fail("probed a local folder"))
     packaged.check_hub(".")
+
+
+def test_marker_strings_in_the_user_text_are_not_read_as_markers(minilm):
+    tokens = ("Ann[E1]", "[/E1]", "met", "[E2]", "Bob", "in", "x[/E2]y")
+    sample = Sample("m", tokens, Span(0, 1), Span(4, 5), "x")
+    encoded = minilm.encode_sample(sample)
+    ids = list(encoded.input_ids)
+    assert [ids.count(m) for m in minilm.marker_ids] == [1, 1, 1, 1]  # only the inserted ones
+    words = minilm.tokenizer.convert_ids_to_tokens(ids)
+    assert words[encoded.markers[0] + 1] == "ann" and words[encoded.markers[1] + 1] == "bob"
+    assert insert_markers(tokens, Span(0, 1), None)[:3] == ["[E1]", "Ann[ E1 ]", "[/E1]"]

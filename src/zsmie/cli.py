@@ -388,40 +388,86 @@ def predict(
         _fail(exc)
 
 
+def _allowed_hosts(host: str, given: str | None) -> list[str]:
+    """The Host headers `serve` answers: --allowed-hosts, else the loopback names for a
+    loopback address, any for every interface (0.0.0.0, ::), else the address itself."""
+    if given is not None:
+        hosts = [h.strip() for h in given.split(",") if h.strip()]
+        if not hosts:
+            raise ConfigError(f"--allowed-hosts {given!r}: give host names, or * for any")
+        return hosts
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return ["127.0.0.1", "localhost", "::1"]
+    if host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return [host]
+
+
 @app.command(cls=_Command)
 def serve(
     run: Path = typer.Option(..., help="a finished run folder"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8000, help="TCP port"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    max_samples: int = typer.Option(64, help="samples per request, at most"),
-    max_labels: int = typer.Option(128, help="labels per request, at most"),
+    max_samples: int = typer.Option(64, help="samples per request, at most (else 413)"),
+    max_labels: int = typer.Option(128, help="labels per request, at most (else 413)"),
+    max_work: int = typer.Option(8192, help="encoder tokens per request, at most (else 413): the "
+                                 "samples' tokens plus the label texts' tokens"),
+    max_body_bytes: int = typer.Option(1 << 20, help="request body size in bytes, at most (else 413)"),
     batch_samples: int = typer.Option(256, help="samples per model call (micro-batching); 1: one "
-                                      "request at a time"),
+                                      "sample at a time"),
+    batch_tokens: int = typer.Option(1024, help="encoder tokens per model call: a heavier request "
+                                     "is scored in pieces, lighter ones going first"),
     max_wait_ms: float = typer.Option(2.0, help="how long a model call waits for more requests"),
     precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
+    max_connections: int = typer.Option(1000, help="open connections, at most: a new one closes "
+                                        "the longest idle one"),
+    header_timeout: float = typer.Option(10.0, help="seconds a connection has to send a request's "
+                                         "headers"),
+    body_timeout: float = typer.Option(30.0, help="seconds to receive a request's body (else 408)"),
+    keep_alive: float = typer.Option(5.0, help="seconds an idle keep-alive connection stays open"),
+    allowed_hosts: str | None = typer.Option(None, help="Host headers answered, comma-separated, "
+                                             "or * for any (default: the loopback names when "
+                                             "listening on loopback, any on 0.0.0.0, else --host)"),
+    quiet: bool = typer.Option(False, "--quiet", metavar="", help="no access log line per request"),
 ) -> None:
     """An HTTP JSON API over a run (POST /predict, GET /health) and a page to try it at /."""
     import torch
-    import uvicorn
 
     from zsmie.predict import ZeroShotExtractor
     from zsmie.serving.app import Limits, create_app
     from zsmie.serving.batcher import MicroBatcher
+    from zsmie.serving.server import serve as run_server
 
     _setup_logging()
+    logging.getLogger("zsmie.access").setLevel(logging.WARNING if quiet else logging.INFO)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        if not 1 <= port <= 65535:  # checked before the model loads
+    try:  # every option checked before the model loads
+        if not 1 <= port <= 65535:
             raise ConfigError(f"--port {port}: must be between 1 and 65535")
-        limits = Limits(max_samples=max_samples, max_labels=max_labels)
+        limits = Limits(max_samples=max_samples, max_labels=max_labels, max_work=max_work,
+                        max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+        for name, value, least in (("--batch-samples", batch_samples, 1),
+                                   ("--batch-tokens", batch_tokens, 1),
+                                   ("--max-connections", max_connections, 1),
+                                   ("--header-timeout", header_timeout, 1),
+                                   ("--keep-alive", keep_alive, 1), ("--max-wait-ms", max_wait_ms, 0)):
+            if not value >= least:
+                raise ConfigError(f"{name} = {value}: must be at least {least}")
+        hosts = _allowed_hosts(host, allowed_hosts)
         extractor = ZeroShotExtractor.from_run(run, device=device, precision=_precision(precision))
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
-    batcher = MicroBatcher(extractor, batch_samples, max_wait_ms / 1000)
-    app_ = create_app(extractor, limits, batcher)
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    batcher = MicroBatcher(extractor, batch_samples, max_wait_ms / 1000, batch_tokens)
+    app_ = create_app(extractor, limits, batcher, hosts)
+    shown = f"[{host}]" if ":" in host else host
+
+    def ready() -> None:
+        typer.echo(f"zsmie serve: ready. Page: http://{shown}:{port}/  API: POST "
+                   f"http://{shown}:{port}/predict, GET http://{shown}:{port}/health", err=True)
+
+    run_server(app_, host, port, max_connections, header_timeout, keep_alive, ready)
 
 
 @app.command(cls=_Command)

@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +31,14 @@ from torch.utils.data import DataLoader
 
 from zsmie.assemble import build_model, label_text_map
 from zsmie.config import Config
-from zsmie.data.batching import SampleDataset, collate
+from zsmie.data.batching import EncodedText, SampleDataset, collate
 from zsmie.data.images import apply_image_policy
 from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
 from zsmie.data.types import LabelTexts, Types, parse_labels, types_from_name
 from zsmie.encoders.precision import set_precision
-from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.evaluation.inference import run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
 from zsmie.evaluation.run import load_run_config
 from zsmie.models.ensemble import with_ensemble
@@ -51,7 +51,7 @@ PREDICT_ADVICE = ("Pass --images blank (Python: images=\"blank\") to score them 
                   "fix their 'image' paths (relative to the JSONL file's folder).")
 SampleLike = Sample | Mapping[str, Any]
 Descriptions = Mapping[str, str] | str | Path | None
-PROTOTYPE_CACHE = 64  # label sets whose prototypes are kept (frozen text encoders)
+PROTOTYPE_CACHE = 4096  # label texts whose prototypes are kept (least recently used dropped)
 # Decimals of the scores in JSON output (predict's lines, the service, the page): further digits
 # differ with the batch a sample is scored in (float32 sums in another order) and carry nothing.
 SCORE_DECIMALS = 4
@@ -150,6 +150,24 @@ def _training_texts(run: Path) -> set[str]:
     return set(train) | {data.get("label_text", {}).get(label, label) for label in train}
 
 
+def concat_prototypes(parts: Sequence[Any]) -> Any:
+    """Label sides of several label lists -> the label side of them all, in order: tensors are
+    concatenated along the labels, lists and tuples joined, dataclasses field by field (the
+    models' prototype types: a tensor, LabelTokens, EnsemblePrototypes, TypedPrototypes)."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(list(parts))
+    if first is None:
+        return None
+    if isinstance(first, list | tuple):
+        return type(first)(x for part in parts for x in part)
+    if dataclasses.is_dataclass(first):
+        return dataclasses.replace(first, **{
+            f.name: concat_prototypes([getattr(p, f.name) for p in parts])
+            for f in dataclasses.fields(first)})
+    raise TypeError(f"cannot join label sides of type {type(first).__name__}")
+
+
 def warn_repeated_ids(samples: Sequence[Sample], seen: set[str] | None = None) -> None:
     """Log the sample ids used more than once (their output lines would share an id); `seen`
     carries the ids of earlier chunks of a stream."""
@@ -183,7 +201,10 @@ class ZeroShotExtractor:
         self.device = torch.device(device)
         self.precision = config.text.precision  # the text encoders' (fp32 | int8)
         self.last_image_report: dict[str, int] = {}
-        self._prototypes: dict = {}  # label texts -> prototypes (frozen text encoders)
+        # (label text, types) -> that label's prototype (one row), least recently used first:
+        # the weights never change here, so a label set shares the prototypes of earlier ones
+        self._prototypes: OrderedDict = OrderedDict()
+        self.prototype_cache = PROTOTYPE_CACHE
         # called with each model batch's sample count once scored (zsmie predict's progress bar)
         self.on_batch: Callable[[int], object] | None = None
         # score a call's samples sorted by token length (less padding), answers in input order
@@ -255,12 +276,64 @@ class ZeroShotExtractor:
                      len(samples) - len(given), len(samples))
         return out
 
+    def encode(self, samples: Sequence[Sample]) -> list[EncodedText]:
+        """Each checked sample's marked tokens, as the model reads them; a sample the model
+        cannot read (entities further apart than text.max_length tokens) is a DataError naming
+        it. `scores` takes them back (`encoded`), so a service checks before batching."""
+        return [self.model.text.encode_sample(s) for s in samples]
+
+    def label_tokens(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens the encoder reads of each label text (at most text.max_length)."""
+        if not texts:
+            return []
+        ids = self.model.text.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        return [min(len(i), self.config.text.max_length) for i in ids]
+
+    def cached(self, texts: Sequence[str], types: Sequence | None = None) -> list[bool]:
+        """Whether each label text's prototype is cached (no encoder work for it)."""
+        types = types or [(None, None)] * len(texts)
+        return [(t, ty) in self._prototypes for t, ty in zip(texts, types, strict=True)]
+
+    @property
+    def pairs(self) -> bool:
+        """The model reads every (sample, label) pair (a cross-encoder)."""
+        return self.config.model.name == "cross"
+
+    def work(self, sample_tokens: Sequence[int], label_tokens: Sequence[int]) -> int:
+        """Tokens the encoder reads for these samples against these labels: each sample once
+        and each label text once; a cross-encoder reads every (sample, label) pair."""
+        if self.pairs:
+            return (sum(sample_tokens) * len(label_tokens) + sum(label_tokens) * len(sample_tokens))
+        return sum(sample_tokens) + sum(label_tokens)
+
     @torch.no_grad()
-    def scores(self, samples: list[Sample], texts: list[str], batch_size: int | None = None):
-        """Scores [N, C] of checked samples against label texts."""
+    def prototypes(self, texts: Sequence[str]):
+        """The label side for these texts (a LabelTexts carries their types), from the cache
+        where present; the missing ones are encoded in one call and cached."""
+        types = getattr(texts, "types", None) or ((None, None),) * len(texts)
+        keys = list(zip(texts, types, strict=True))
+        missing = list(dict.fromkeys(k for k in keys if k not in self._prototypes))
+        if missing:
+            fresh = self.model.prototypes(LabelTexts([t for t, _ in missing], [ty for _, ty in missing]))
+            for i, key in enumerate(missing):
+                self._prototypes[key] = fresh[[i]]
+        parts = []
+        for key in keys:
+            self._prototypes.move_to_end(key)
+            parts.append(self._prototypes[key])
+        out = concat_prototypes(parts)
+        while len(self._prototypes) > max(self.prototype_cache, len(keys)):
+            self._prototypes.popitem(last=False)
+        return out
+
+    @torch.no_grad()
+    def scores(self, samples: list[Sample], texts: list[str], batch_size: int | None = None,
+               encoded: Sequence[EncodedText] | None = None):
+        """Scores [N, C] of checked samples against label texts (`encoded`: the samples'
+        `encode` output, when already computed)."""
         model = self.model
         preprocess = model.vision.preprocess if model.uses_images else None
-        encoded = [model.text.encode_sample(s) for s in samples]
+        encoded = list(encoded) if encoded is not None else self.encode(samples)
         order = list(range(len(samples)))
         if self.by_length:  # batches of alike lengths: less padding; scores returned in input order
             order.sort(key=lambda i: len(encoded[i].input_ids))
@@ -270,10 +343,7 @@ class ZeroShotExtractor:
             dataset, batch_size=batch_size or self.config.train.eval_batch_size, shuffle=False,
             collate_fn=functools.partial(collate, pad_id=model.text.tokenizer.pad_token_id or 0),
         )
-        if len(self._prototypes) > PROTOTYPE_CACHE:  # bounded: a service sees many label sets
-            self._prototypes.clear()
-        prototypes = label_prototypes(model, texts, self._prototypes)
-        scores = run_model(model, loader, prototypes, device=self.device,
+        scores = run_model(model, loader, self.prototypes(texts), device=self.device,
                            on_batch=self.on_batch).scores
         restored = torch.empty_like(scores)
         restored[torch.tensor(order, dtype=torch.long)] = scores
@@ -318,11 +388,12 @@ class ZeroShotExtractor:
 
     def rank_many(
         self, requests: Sequence[tuple[list[Sample], LabelSet]], images: str = "error",
-        batch_size: int | None = None,
+        batch_size: int | None = None, encoded: Sequence[EncodedText] | None = None,
     ) -> list[list[Prediction]]:
         """Several requests, each its samples against its own labels, in one model call: the
         samples are scored against the union of the label texts and each request keeps its
-        own columns (a label's score does not depend on the other labels offered)."""
+        own columns (a label's score does not depend on the other labels offered).
+        `encoded`: every sample's `encode` output, in order, when already computed."""
         if images not in ("error", "blank"):
             raise ValueError(f"images = {images!r}: expected 'error' or 'blank'")
         checked = self._with_images([s for samples, _ in requests for s in samples], images)
@@ -335,7 +406,7 @@ class ZeroShotExtractor:
                            (label_set.none_text, untyped)) if column[0])
         union = {column: j for j, column in enumerate(columns)}
         texts = LabelTexts([text for text, _ in union], [types for _, types in union])
-        scores = self.scores(checked, texts, batch_size)
+        scores = self.scores(checked, texts, batch_size, encoded)
         out, start = [], 0
         for samples, label_set in requests:
             block = scores[start:start + len(samples)]

@@ -27,8 +27,19 @@ MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 MARKER_SEEDS = {"[E1]": "<", "[/E1]": ">", "[E2]": "[", "[/E2]": "]"}
 
 
+def escape_markers(word: str) -> str:
+    """A word of the user's text with any marker string in it ("[E1]") spaced out ("[ E1 ]"),
+    so that it reads as the brackets and letters it is (as the encoder's own tokenizer splits
+    it), not as an entity marker."""
+    for marker in MARKERS:
+        if marker in word:
+            word = word.replace(marker, f"[ {marker[1:-1]} ]")
+    return word
+
+
 def insert_markers(tokens: tuple[str, ...], head: Span, tail: Span | None) -> list[str]:
-    """Words with [E1]/[/E1] around the head and [E2]/[/E2] around the tail.
+    """Words with [E1]/[/E1] around the head and [E2]/[/E2] around the tail; marker strings
+    in the words themselves are escaped (`escape_markers`).
 
     Where markers meet at one position, closing ones come first, and a longer span opens
     before (and closes after) a span nested inside it.
@@ -39,6 +50,7 @@ def insert_markers(tokens: tuple[str, ...], head: Span, tail: Span | None) -> li
         inserts.append((span.start, 1, -len(span), opener))
         inserts.append((span.end, 0, len(span), closer))
     inserts.sort()
+    tokens = tuple(escape_markers(token) for token in tokens)
     words: list[str] = []
     cursor = 0
     for position, _, _, marker in inserts:

@@ -6,16 +6,24 @@
     GET /health -> {"status": "ok", "task": ..., "precision": "fp32" | "int8", "limits": {...}}
     GET / -> the page (static/index.html)
 
-The model is loaded once; concurrent requests are micro-batched (batcher.py). Bad input is a
-4xx whose `detail` names the field: 413 for a body, sample list or label list over its
-limit, 422 for anything malformed. Image paths are not read from requests (they would be
-files of the server): an image run scores posted samples without images.
+The model is loaded once; concurrent requests are micro-batched (batcher.py), heavy ones in
+pieces so that light ones keep flowing. Every request is checked whole before it is queued
+(its samples encoded, its label texts built), so a bad request fails alone. Bad input is a
+4xx whose `detail` names the field: 413 for a body, sample list, label list or encoder work
+over its limit, 415 for a POST that is not `application/json`, 422 for anything malformed,
+408 for a body not received in time. A Host header other than the allowed hosts is a 400
+(DNS rebinding). Image paths are not read from requests (they would be files of the
+server): an image run scores posted samples without images. There is no /docs page (it
+would load scripts from a CDN); /openapi.json describes the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -24,6 +32,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 
 from zsmie.data.sample import DataError
@@ -31,16 +40,22 @@ from zsmie.models.typing import TypePriored
 from zsmie.predict import ZeroShotExtractor
 from zsmie.serving.batcher import MicroBatcher
 
+access_log = logging.getLogger("zsmie.access")
+
 
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 1 << 20
     max_samples: int = 64  # per request
     max_labels: int = 128  # per request
+    # encoder tokens per request: the samples' (with markers) plus the label texts' (each at
+    # most text.max_length; a cross-encoder reads every (sample, label) pair)
+    max_work: int = 8192
+    body_timeout: float = 30.0  # seconds to receive a request's body
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_samples", "max_labels"):
-            if getattr(self, name) < 1:
+        for name in ("max_body_bytes", "max_samples", "max_labels", "max_work", "body_timeout"):
+            if not getattr(self, name) >= 1:
                 raise ValueError(f"--{name.replace('_', '-')} = {getattr(self, name)}: "
                                  "must be at least 1")
 
@@ -63,28 +78,44 @@ def _field(loc: tuple) -> str:
     return out or "body"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _require_json(request: Request) -> None:
+    """A POST body must be declared JSON: a cross-origin page can send text/plain without a
+    preflight, and it must not be read as a request."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise HTTPException(415, f"Content-Type: {kind or 'none'} given, expected application/json")
+
+
+async def _read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"body: {declared} bytes, at most {limit} per request")
     chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"body: over {limit} bytes, at most {limit} per request")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"body: over {limit} bytes, at most {limit} per request")
+                chunks.append(chunk)
     except ClientDisconnect:  # the client left: nobody reads the answer, nothing to log
         raise HTTPException(400, "body: the client disconnected before sending all of it") from None
+    except TimeoutError:
+        raise HTTPException(408, f"body: not received within {timeout:g} s "
+                                 "(--body-timeout)") from None
     return b"".join(chunks)
 
 
-def _parse(body: bytes, limits: Limits) -> PredictRequest:
+def _parse(body: bytes, limits: Limits, state: Any = None) -> PredictRequest:
+    """The request, checked; `state` (a request's) gets the numbers of samples and labels."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise HTTPException(422, f"body: not valid JSON ({exc})") from None
     if isinstance(data, dict):  # counted before validation: a huge list is refused unread
+        for key in ("samples", "labels"):
+            if state is not None and isinstance(data.get(key), list):
+                setattr(state, key, len(data[key]))
         for key, limit in (("samples", limits.max_samples), ("labels", limits.max_labels)):
             if isinstance(data.get(key), list) and len(data[key]) > limit:
                 raise HTTPException(413, f"{key}: {len(data[key])} given, at most {limit} per request")
@@ -95,9 +126,37 @@ def _parse(body: bytes, limits: Limits) -> PredictRequest:
         raise HTTPException(422, f"{_field(error['loc'])}: {error['msg']}") from None
 
 
+class AccessLog:
+    """One log line per HTTP request (zsmie.access, INFO): method, path, status, the samples
+    and labels of a prediction, milliseconds."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            state = scope.get("state") or {}
+            access_log.info("%s %s %d samples=%s labels=%s %.0f ms", scope["method"], scope["path"],
+                            status[0], state.get("samples", "-"), state.get("labels", "-"),
+                            1000 * (time.perf_counter() - start))
+
+
 def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
-               batcher: MicroBatcher | None = None) -> FastAPI:
-    """The service around one loaded extractor."""
+               batcher: MicroBatcher | None = None,
+               allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The service around one loaded extractor. `allowed_hosts`: the Host headers answered
+    (None: any; see `allowed_hosts_for`)."""
     batcher = batcher or MicroBatcher(extractor)
 
     @asynccontextmanager
@@ -106,8 +165,11 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
         yield
         await batcher.stop()
 
-    app = FastAPI(title="zsmie", lifespan=lifespan)
+    app = FastAPI(title="zsmie", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher
+    if allowed_hosts is not None and "*" not in allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(AccessLog)
     page = resources.files("zsmie.serving").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)
@@ -129,17 +191,35 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
                 "limits": asdict(limits),
                 **open_set_rule}
 
+    def prepare(body: PredictRequest):
+        """In the model thread: the checked samples, their encodings, the label set and the
+        tokens of each label text; any problem is this request's (DataError, ValueError)."""
+        samples = [dataclasses.replace(s, image=None)  # server files: unread
+                   for s in extractor.samples(body.samples)]
+        label_set = extractor.label_set(body.labels, body.descriptions, body.top_k, body.open_set)
+        encoded = extractor.encode(samples)
+        label_tokens = extractor.label_tokens(
+            [*label_set.texts, *([label_set.none_text] if label_set.none_text else [])])
+        return samples, label_set, encoded, label_tokens
+
     @app.post("/predict")
     async def predict(request: Request) -> dict:
-        body = _parse(await _read_body(request, limits.max_body_bytes), limits)
+        _require_json(request)
+        body = _parse(await _read_body(request, limits.max_body_bytes, limits.body_timeout), limits,
+                      request.state)
         try:
-            samples = extractor.samples(body.samples)
-            label_set = extractor.label_set(body.labels, body.descriptions, body.top_k, body.open_set)
+            samples, label_set, encoded, label_tokens = await batcher.run(prepare, body)
         except (DataError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
-        samples = [dataclasses.replace(s, image=None) for s in samples]  # server files: unread
+        sample_tokens = [len(e.input_ids) for e in encoded]
+        work = extractor.work(sample_tokens, label_tokens)
+        if work > limits.max_work:
+            raise HTTPException(413, f"work: {work} encoder tokens ({sum(sample_tokens)} in samples, "
+                                     f"{sum(label_tokens)} in label texts), at most "
+                                     f"{limits.max_work} per request (--max-work)")
         try:
-            predictions = await batcher.predict(samples, label_set)
+            predictions = await batcher.predict(samples, label_set, encoded, sample_tokens,
+                                                label_tokens)
         except (DataError, ValueError) as exc:  # this request's own input (it alone fails)
             raise HTTPException(422, str(exc)) from None
         return {"predictions": [p.as_dict() for p in predictions]}
