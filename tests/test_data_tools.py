@@ -204,3 +204,20 @@ def test_label_descriptions_from_the_packaged_map_or_a_file(tmp_path):
     config.label_descriptions = str(bad)
     with pytest.raises(DataError, match=r"bad.toml: label 'b': description should be non-empty text"):
         label_text_map(config, ["a", "b"])
+
+
+def test_check_bounds_a_line_and_reads_on(tmp_path):
+    """A line over --max-line-bytes is a problem named by its line, read in bounded pieces
+    (never whole), and the lines after it are still checked."""
+    good = json.dumps({"text": "Ann met Bob", "head": [0, 3], "tail": [8, 11]})
+    path = tmp_path / "long.jsonl"
+    path.write_bytes((good + "\n" + "\0" * 5_000_000 + "\n" + good + "\n{oops\n").encode())
+    report = check_jsonl(path, max_line_bytes=4096)
+    assert [p.line for p in report.problems] == [2, 4] and report.lines == 4 and report.samples == 2
+    assert report.problems[0].message == ("line longer than 4096 bytes (about 5000001 bytes); "
+                                          "raise --max-line-bytes to read it")
+    result = invoke("data", "check", str(path), "--max-line-bytes", "4096")
+    assert result.exit_code == 1 and "line longer than 4096 bytes" in result.output
+    assert check_jsonl(path, max_line_bytes=6_000_000).problems[0].line == 2  # read: NULs
+    result = invoke("data", "check", str(path), "--max-line-bytes", "0")
+    assert result.exit_code == 2 and "--max-line-bytes = 0: must be at least 1" in result.output

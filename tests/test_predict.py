@@ -315,3 +315,18 @@ def test_json_scores_have_four_decimals_and_the_python_api_keeps_them_whole():
     assert prediction.as_dict()["ranked"] == [{"label": "x", "score": 1.9881},
                                               {"label": "y", "score": -0.1235}]
     assert prediction.ranked[0][1] == 1.9880566596984863
+
+
+def test_predict_refuses_a_line_over_the_limit_naming_it(demo_run, tmp_path):
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes((json.dumps(BIRTH) + "\n" + "x" * 3_000_000 + "\n").encode())
+    result = invoke("predict", "--run", str(demo_run), "--input", str(posts), "--labels",
+                    "spouse,subsidiary", "--max-line-bytes", "65536")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "error: posts.jsonl:2: line longer than 65536 bytes (about 3000001 bytes); raise "
+        "--max-line-bytes to read it")
+    result = invoke("predict", "--run", str(demo_run), "--input", "-", "--labels",
+                    "spouse,subsidiary", "--max-line-bytes", "65536",
+                    stdin=json.dumps(BIRTH) + "\n" + "y" * 100_000 + "\n")
+    assert result.exit_code == 2 and "stdin:2: line longer than 65536 bytes" in result.output

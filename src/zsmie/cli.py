@@ -370,6 +370,8 @@ def predict(
     resume: bool = typer.Option(False, metavar="", help="continue a killed run's OUTPUT.partial"),
     progress: bool = typer.Option(True, metavar="", help="progress bar with samples/s (only on a terminal)"),
     precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
+    max_line_bytes: int = typer.Option(1 << 20, help="an input line's size in bytes, at most (a "
+                                       "longer line is an error, read in bounded pieces)"),
 ) -> None:
     """Rank any labels (unseen in training) for each sample of a JSONL file, streamed in chunks.
 
@@ -383,7 +385,7 @@ def predict(
             raise DataError("give the candidate labels with exactly one of --labels or --labels-file")
         candidates = read_label_file(labels_file) if labels_file is not None else split_labels(labels)
         predict_file(run, input_file, candidates, descriptions, top_k, open_set, images, output,
-                     chunk_size, resume, progress, _precision(precision))
+                     chunk_size, resume, progress, _precision(precision), max_line_bytes)
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
 
@@ -542,6 +544,8 @@ def data_check(
         "error", help="missing or unreadable images: error (a problem each) | blank (counted)"
     ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="print the report as JSON"),
+    max_line_bytes: int = typer.Option(1 << 20, help="a line's size in bytes, at most (a longer "
+                                       "line is a problem, read in bounded pieces)"),
 ) -> None:
     """Report every problem of a JSONL data file with its line number, then a summary.
 
@@ -549,8 +553,8 @@ def data_check(
     from zsmie.data.check import check_jsonl
 
     try:
-        report = check_jsonl(file, images)
-    except USER_ERRORS as exc:
+        report = check_jsonl(file, images, max_line_bytes)
+    except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.format())
     raise typer.Exit(0 if report.ok else 1)

@@ -433,6 +433,9 @@ def read_toml(path: Path, kind: str = "config") -> dict[str, Any]:
         raise ConfigError(f"{path}: {kind} file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                          f"save the {kind} file as UTF-8") from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,

@@ -8,8 +8,10 @@ replaced. A replaced file keeps its permission bits.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
@@ -24,6 +26,22 @@ NEW_FILE_MODE = 0o666 & ~_UMASK  # the mode a new file gets here
 def _write_error(path: Path, exc: OSError) -> OSError:
     """The same kind of OSError, naming the destination rather than a temporary file."""
     return OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
+
+
+DISK_FULL_SIGNS = ("no space left", "storagefull", "file write failed", "errno 28")
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """A writer's failure that is a full disk: ENOSPC, or a library's message for it (torch's
+    `enforce fail ... file write failed`, safetensors' `StorageFull`) while the disk is full."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if not any(sign in str(exc).lower() for sign in DISK_FULL_SIGNS):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < (64 << 20)
+    except OSError:
+        return True
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -53,7 +71,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except (RuntimeError, ValueError, OSError) as exc:  # a library's own message for ENOSPC
+            if _disk_full(exc, target.parent):
+                raise OSError(errno.ENOSPC, "no space left on the device (the disk is full)") from None
+            raise
         # mkstemp makes 0600, and a writer may recreate the file (safetensors does, 0600 again):
         # give it the old file's mode, or the usual mode of a new file, once written
         os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else NEW_FILE_MODE)

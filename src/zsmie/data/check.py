@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zsmie.choices import IMAGE_POLICIES
 from zsmie.data.images import image_problem
-from zsmie.data.jsonl import iter_jsonl_lines, parse_jsonl_line
+from zsmie.data.jsonl import MAX_LINE_BYTES, iter_jsonl_lines, parse_jsonl_line
 from zsmie.data.sample import DataError, Sample
 
 
@@ -87,8 +87,10 @@ def _check_sample(sample: Sample, number: int, images: str, report: CheckReport)
         report.add(number, f"field 'image' {sample.image!r:.120} is {problem}")
 
 
-def check_jsonl(path: str | Path, images: str = "error") -> CheckReport:
-    """Check a JSONL data file line by line; `images="blank"` counts image problems only."""
+def check_jsonl(path: str | Path, images: str = "error",
+                max_line_bytes: int = MAX_LINE_BYTES) -> CheckReport:
+    """Check a JSONL data file line by line; `images="blank"` counts image problems only; a line
+    longer than `max_line_bytes` is a problem (read in bounded pieces, never whole)."""
     if images not in IMAGE_POLICIES:
         raise DataError(f"images = {images!r}: expected 'error' or 'blank'")
     path = Path(path)
@@ -99,7 +101,12 @@ def check_jsonl(path: str | Path, images: str = "error") -> CheckReport:
     first_line: dict[str, int] = {}  # id -> line
     first_of_task: dict[str, int] = {}
     try:
-        for number, raw in iter_jsonl_lines(path):
+        def long(number: int, size: int) -> None:
+            report.lines += 1
+            report.add(number, f"line longer than {max_line_bytes} bytes (about {size} bytes); "
+                               "raise --max-line-bytes to read it")
+
+        for number, raw in iter_jsonl_lines(path, max_line_bytes, long):
             report.lines += 1
             where = f"{path.name}:{number}"
             try:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from zsmie.data.sample import DataError, Sample, Span, check_sample
 from zsmie.io import atomic_write_text
@@ -221,12 +221,38 @@ def parse_jsonl_line(raw: bytes, where: str, base_dir: Path | None = None) -> Sa
     return parse_jsonl_record(record, where, base_dir)
 
 
-def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw bytes) of every non-blank line; bytes, so that bad UTF-8 is per line."""
+MAX_LINE_BYTES = 1 << 20  # a JSONL line's size, at most (predict and data check: --max-line-bytes)
+
+
+def bounded_lines(handle: IO[bytes], name: str, max_line_bytes: int = MAX_LINE_BYTES,
+                  on_long: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of every non-blank line of a binary stream, read in pieces of
+    at most `max_line_bytes` (+1): a longer line is never held whole. It is a DataError naming
+    `name` and the line, or, given `on_long`, reported as on_long(line, bytes) and skipped."""
+    if max_line_bytes < 1:
+        raise ValueError(f"--max-line-bytes = {max_line_bytes}: must be at least 1")
+    number = 0
+    while raw := handle.readline(max_line_bytes + 1):
+        number += 1
+        if len(raw) > max_line_bytes and not (len(raw) == max_line_bytes + 1 and raw.endswith(b"\n")):
+            size = len(raw)
+            while not raw.endswith(b"\n") and (raw := handle.readline(1 << 16)):
+                size += len(raw)
+            if on_long is None:
+                raise DataError(f"{name}:{number}: line longer than {max_line_bytes} bytes (about "
+                                f"{size} bytes); raise --max-line-bytes to read it")
+            on_long(number, size)
+            continue
+        if raw.strip():
+            yield number, raw
+
+
+def iter_jsonl_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES,
+                     on_long: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of every non-blank line; bytes, so that bad UTF-8 is per line.
+    Lines are bounded (`bounded_lines`)."""
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield number, raw
+        yield from bounded_lines(handle, Path(path).name, max_line_bytes, on_long)
 
 
 def read_jsonl(path: str | Path) -> list[Sample]:

@@ -114,6 +114,12 @@ class TextEncoder(nn.Module):
             self.model = AutoModel.from_pretrained(path)
         except (OSError, ValueError) as exc:
             raise describe_load_failure(model, exc) from None
+        limits = [getattr(self.model.config, "max_position_embeddings", None),
+                  getattr(self.tokenizer, "model_max_length", None)]
+        limit = min((n for n in limits if isinstance(n, int) and 0 < n < 1_000_000), default=None)
+        if limit is not None and max_length > limit:
+            raise EncoderError(f"text.max_length = {max_length}: above the {limit} tokens encoder "
+                               f"{model!r} reads; set text.max_length to at most {limit}")
         self._add_markers()
         self._prefix, self._suffix = self._special_affixes()
         self.hidden_size: int = self.model.config.hidden_size

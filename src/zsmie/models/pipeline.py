@@ -115,6 +115,13 @@ class ZeroShotModel(nn.Module):
                 f"{source}: weights do not fit this model (missing {absent[:5]}, "
                 f"unexpected {unexpected[:5]})"
             )
+        own = self.state_dict()
+        for key, value in state.items():
+            if tuple(value.shape) != tuple(own[key].shape):
+                raise DataError(
+                    f"{source}: weights do not fit this model: {key} has shape "
+                    f"{list(value.shape)} there, {list(own[key].shape)} here (saved with another "
+                    "model size, e.g. model.proj_dim, or another encoder)")
         self.load_state_dict(state, strict=False)
 
 

@@ -27,7 +27,7 @@ from accelerate import PartialState
 from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 
-from zsmie.data.jsonl import iter_jsonl_lines, parse_jsonl_line
+from zsmie.data.jsonl import MAX_LINE_BYTES, bounded_lines, iter_jsonl_lines, parse_jsonl_line
 from zsmie.data.sample import DataError
 from zsmie.io import NEW_FILE_MODE, atomic_write_json
 from zsmie.predict import (
@@ -105,11 +105,11 @@ def _line_key(raw: bytes) -> bytes:
     return raw.strip() + b"\n"
 
 
-def input_fingerprint(path: Path, lines: int | None = None):
+def input_fingerprint(path: Path, lines: int | None = None, max_line_bytes: int = MAX_LINE_BYTES):
     """sha256 over the first `lines` samples (non-blank lines, surrounding spaces dropped) of a
     JSONL file, all of them when None; also how many there were."""
     digest, count = hashlib.sha256(), 0
-    for _, raw in islice(iter_jsonl_lines(path), lines):
+    for _, raw in islice(iter_jsonl_lines(path, max_line_bytes), lines):
         digest.update(_line_key(raw))
         count += 1
     return digest, count
@@ -122,7 +122,8 @@ def _differs(saved: dict, settings: dict) -> str | None:
     return None
 
 
-def check_finished(input_path: Path, output: Path, settings: dict) -> None:
+def check_finished(input_path: Path, output: Path, settings: dict,
+                   max_line_bytes: int = MAX_LINE_BYTES) -> None:
     """A finished output rerun with --resume: an error if its recorded settings or input differ
     (a record that no longer describes the file, or none, is not read)."""
     try:
@@ -138,7 +139,7 @@ def check_finished(input_path: Path, output: Path, settings: dict) -> None:
     if (differs := _differs(saved, settings)) is not None:
         raise DataError(f"{output} is complete, written with {differs}; rerun without --resume "
                         "to replace it")
-    digest, count = input_fingerprint(input_path)
+    digest, count = input_fingerprint(input_path, None, max_line_bytes)
     if count != saved.get("consumed") or digest.hexdigest() != saved.get("sha256"):
         raise DataError(f"{output} is complete, but {input_path} changed since it was written "
                         f"({count} samples, other sha256); rerun without --resume to replace it")
@@ -166,10 +167,10 @@ def read_once(path: Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
-def _input_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _input_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes]]:
     if str(path) == STDIN:
-        return ((n, raw) for n, raw in enumerate(sys.stdin.buffer, start=1) if raw.strip())
-    return iter_jsonl_lines(path)
+        return bounded_lines(sys.stdin.buffer, "stdin", max_line_bytes)
+    return iter_jsonl_lines(path, max_line_bytes)
 
 
 def _input_name(path: Path) -> str:
@@ -185,13 +186,13 @@ def _check_not_input(input_path: Path, output: Path) -> None:
                             f"{input_path}; choose another --output")
 
 
-def count_samples(path: Path) -> int:
+def count_samples(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> int:
     """Non-blank lines of a JSONL file (the progress bar's total), read in constant memory."""
-    return sum(1 for _ in iter_jsonl_lines(path))
+    return sum(1 for _ in iter_jsonl_lines(path, max_line_bytes))
 
 
-def _chunks(path: Path, skip: int, size: int) -> Iterator[Lines]:
-    lines = islice(_input_lines(path), skip, None)
+def _chunks(path: Path, skip: int, size: int, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Lines]:
+    lines = islice(_input_lines(path, max_line_bytes), skip, None)
     while chunk := list(islice(lines, size)):
         yield chunk
 
@@ -204,7 +205,8 @@ def _line_id(raw: bytes, where: str) -> str | None:
     return str(record.get("id", where)) if isinstance(record, dict) else None
 
 
-def resume_point(input_path: Path, output: Path, settings: dict) -> int:
+def resume_point(input_path: Path, output: Path, settings: dict,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> int:
     """Complete lines already in OUTPUT.partial (a torn last line is cut off), after checking
     that they were written by these settings from this input; 0 when there is none."""
     partial = partial_path(output)
@@ -232,13 +234,13 @@ def resume_point(input_path: Path, output: Path, settings: dict) -> int:
         raise DataError(f"{settings_path(output)} records {consumed} lines written, {partial} has "
                         f"{complete}; rerun without --resume to start over")
     if isinstance(consumed, int):
-        digest, count = input_fingerprint(input_path, consumed)
+        digest, count = input_fingerprint(input_path, consumed, max_line_bytes)
         if count < consumed or digest.hexdigest() != saved.get("sha256"):
             raise DataError(f"{input_path}: its first {consumed} samples changed since {partial} "
                             "was written from them (other sha256); rerun without --resume to "
                             "start over")
     if complete:
-        where = next(islice(iter_jsonl_lines(input_path), complete - 1, None), None)
+        where = next(islice(iter_jsonl_lines(input_path, max_line_bytes), complete - 1, None), None)
         expected = _line_id(where[1], f"{input_path.name}:{where[0]}") if where else None
         if expected is None or _line_id(last, "") != expected:
             raise DataError(f"{partial}: its line {complete} (id {_line_id(last, '')!r}) is not "
@@ -263,13 +265,13 @@ def _score(extractor: ZeroShotExtractor, path: Path, chunk: Lines, label_set: La
 def scored_chunks(
     extractor: ZeroShotExtractor, path: Path, label_set: LabelSet, images: str = "error",
     chunk_size: int = CHUNK_SIZE, skip: int = 0, state: PartialState | None = None,
-    image_counts: Counter | None = None, consumed=None,
+    image_counts: Counter | None = None, consumed=None, max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[list[Prediction]]:
     """Predictions chunk by chunk, in input order, after the first `skip` samples; chunks are
     shared round-robin between the processes of `state`, and every process yields them all.
     `consumed` (a hashlib object) is updated with each chunk's input lines before it is yielded."""
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
-    chunks = _chunks(path, skip, chunk_size)
+    chunks = _chunks(path, skip, chunk_size, max_line_bytes)
     seen_ids: set[str] = set()
     while batch := list(islice(chunks, world)):
         mine = _score(extractor, path, batch[rank], label_set, images, seen_ids) if rank < len(batch) else []
@@ -303,12 +305,15 @@ def predict_file(
     resume: bool = False,
     progress: bool = True,
     precision: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> int:
     """`zsmie predict`: one JSON line per sample of a JSONL file, in order, to `output` (or
     stdout), streamed; returns the number of lines written by this call. `precision`: the
     text encoders' (fp32 | int8; None: the run's)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size = {chunk_size}: must be at least 1")
+    if max_line_bytes < 1:
+        raise ValueError(f"--max-line-bytes = {max_line_bytes}: must be at least 1")
     input_path = Path(input_path)
     output = Path(output) if output is not None else None
     if resume and output is None:
@@ -340,7 +345,7 @@ def predict_file(
     if extractor.precision != "fp32":  # fp32 outputs keep the settings they always had
         settings["precision"] = extractor.precision
     if output is not None and resume and output.is_file() and not partial_path(output).exists():
-        check_finished(input_path, output, settings)
+        check_finished(input_path, output, settings, max_line_bytes)
         return 0
     start: int | str = 0
     locked = False
@@ -350,7 +355,7 @@ def predict_file(
                 output.parent.mkdir(parents=True, exist_ok=True)
                 locked = take_lock(lock_path(output), output, f"this output ({lock_path(output)})")
                 fresh = not (resume and partial_path(output).is_file())
-                start = 0 if fresh else resume_point(input_path, output, settings)
+                start = 0 if fresh else resume_point(input_path, output, settings, max_line_bytes)
                 if fresh:
                     if partial_path(output).exists():
                         log.warning("%s: starting over (--resume continues it)", partial_path(output))
@@ -365,7 +370,7 @@ def predict_file(
         if isinstance(start, str):
             raise DataError(start)
         return _predict_rest(extractor, input_path, label_set, images, output, direct, chunk_size,
-                             start, state, progress, settings)
+                             start, state, progress, settings, max_line_bytes)
     finally:
         if locked:
             lock_path(output).unlink(missing_ok=True)
@@ -373,15 +378,18 @@ def predict_file(
 
 def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: LabelSet,
                   images: str, output: Path | None, direct: bool, chunk_size: int, start: int,
-                  state: PartialState, progress: bool, settings: dict) -> int:
+                  state: PartialState, progress: bool, settings: dict,
+                  max_line_bytes: int = MAX_LINE_BYTES) -> int:
     """predict_file after its output is held and its resume point known. After each chunk is
     on disk, OUTPUT.partial.json records how many input lines it holds and their sha256."""
     main = state.is_main_process
     record = main and output is not None and not direct
-    consumed = (input_fingerprint(input_path, start)[0] if start else hashlib.sha256()) if record else None
+    consumed = ((input_fingerprint(input_path, start, max_line_bytes)[0] if start else hashlib.sha256())
+                if record else None)
     if start:
         log.info("resuming %s after its %d complete lines", partial_path(output), start)
-    total = None if read_once(input_path) else (count_samples(input_path) - start if main else 0)
+    total = (None if read_once(input_path)
+             else (count_samples(input_path, max_line_bytes) - start if main else 0))
     counts: Counter = Counter()
     bar = tqdm(total=total, unit=" samples", desc="predict", dynamic_ncols=True,
                disable=not (main and progress and sys.stderr.isatty()))
@@ -396,7 +404,7 @@ def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: Lab
         handle = open(output if direct else partial_path(output), "a", encoding="utf-8")
     try:
         for predictions in scored_chunks(extractor, input_path, label_set, images, chunk_size,
-                                         start, state, counts, consumed):
+                                         start, state, counts, consumed, max_line_bytes):
             if main:
                 if handle is not None:
                     _write(handle, predictions)

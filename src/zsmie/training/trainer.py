@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -132,8 +134,32 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, overwrite: 
                           "int8 is for inference (predict, serve, evaluate --precision int8)")
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
-    with claim_run(out, resume, overwrite) if main else contextlib.nullcontext():
+    with stopped_by_sigterm(out), (claim_run(out, resume, overwrite) if main
+                                   else contextlib.nullcontext()):
         return _train(config, out, resume, accelerator)
+
+
+STOPPED_BY_SIGTERM = 128 + signal.SIGTERM  # the exit status of a run stopped by SIGTERM
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm(out: Path):
+    """While training: SIGTERM logs that the run stopped and how to resume it, then exits
+    with status 143 (the run folder's lock is released on the way out)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        log.warning("stopped by SIGTERM: %s keeps its last complete epoch's checkpoint; continue "
+                    "with `zsmie train --out %s --resume`", out, out)
+        raise SystemExit(STOPPED_BY_SIGTERM)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
