@@ -19,9 +19,9 @@ from cli_helpers import invoke
 
 from zsmie.assemble import build_model
 from zsmie.config import ConfigError, load_config
-from zsmie.data.sample import DataError
 from zsmie.encoders.packaged import EncoderError
 from zsmie.encoders.text import TextEncoder
+from zsmie.errors import CheckpointError
 from zsmie.io import atomic_write
 
 DEMO_TOML = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
@@ -33,7 +33,7 @@ def test_weights_of_another_shape_are_one_line(tmp_path):
     key = next(k for k, v in state.items() if v.dim() == 2)
     rows, cols = state[key].shape
     state[key] = torch.zeros(rows + 3, cols)  # as saved with another proj_dim
-    with pytest.raises(DataError) as error:
+    with pytest.raises(CheckpointError) as error:
         model.load_trainable(state, "best.safetensors")
     assert str(error.value) == (
         f"best.safetensors: weights do not fit this model: {key} has shape [{rows + 3}, {cols}] "

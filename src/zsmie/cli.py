@@ -418,7 +418,7 @@ def serve(
     max_body_bytes: int = typer.Option(1 << 20, help="request body size in bytes, at most (else 413)"),
     batch_samples: int = typer.Option(256, help="samples per model call (micro-batching); 1: one "
                                       "sample at a time"),
-    batch_tokens: int = typer.Option(1024, help="encoder tokens per model call: a heavier request "
+    batch_tokens: int = typer.Option(256, help="encoder tokens per model call: a heavier request "
                                      "is scored in pieces, lighter ones going first"),
     max_wait_ms: float = typer.Option(2.0, help="how long a model call waits for more requests"),
     precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),

@@ -118,7 +118,7 @@ class ZeroShotModel(nn.Module):
         own = self.state_dict()
         for key, value in state.items():
             if tuple(value.shape) != tuple(own[key].shape):
-                raise DataError(
+                raise CheckpointError(
                     f"{source}: weights do not fit this model: {key} has shape "
                     f"{list(value.shape)} there, {list(own[key].shape)} here (saved with another "
                     "model size, e.g. model.proj_dim, or another encoder)")

@@ -64,7 +64,7 @@ class MicroBatcher:
     safe to call from two threads at once."""
 
     def __init__(self, extractor: ZeroShotExtractor, max_samples: int = 256,
-                 max_wait: float = 0.002, max_tokens: int = 1024) -> None:
+                 max_wait: float = 0.002, max_tokens: int = 256) -> None:
         if max_samples < 1 or max_tokens < 1 or max_wait < 0:
             raise ValueError(f"MicroBatcher: max_samples = {max_samples}, max_tokens = {max_tokens} "
                              f"must be at least 1, max_wait = {max_wait} at least 0")
