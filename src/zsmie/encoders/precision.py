@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from zsmie.choices import PRECISIONS
+from zsmie.errors import ZsmieError
 
 SCHEMES = ("per_channel", "per_tensor")
 DEFAULT_SCHEME = "per_channel"
 
 
-class PrecisionError(ValueError):
+class PrecisionError(ZsmieError, ValueError):
     """A precision that cannot be used here (unknown, or int8 off the CPU)."""
 
 
