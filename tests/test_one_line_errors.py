@@ -79,7 +79,10 @@ def test_sigterm_during_training_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "zsmie", "demo", "--out", str(out), "--set",
-                             "train.epochs=50", "--set", "train.progress=false"],
+                             # long enough to be still training when the signal comes, even
+                             # where the demo's epochs take 60 ms (no early stop)
+                             "train.epochs=5000", "--set", "train.patience=5000", "--set",
+                             "train.progress=false"],
                             env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not (out / "config.toml").is_file():  # training has started
