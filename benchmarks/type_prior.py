@@ -244,10 +244,7 @@ class BothScores(WrappedModel):
 
     def forward(self, batch, prototypes):
         plain = self.priored.inner(batch, prototypes.inner)  # the model's scores, once
-        typed = plain.scores
-        if prototypes.types and batch.entities is not None:  # as TypePriored.forward adds it
-            term = self.priored.term(batch.entities, prototypes.types)
-            typed = plain.scores + self.priored.weight * term.to(plain.scores)
+        typed = self.priored.with_term(plain.scores, batch, prototypes)
         return HeadOutput(torch.cat([plain.scores, typed], -1), plain.embedding, plain.losses,
                           plain.extras)
 

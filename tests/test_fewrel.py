@@ -131,3 +131,13 @@ def test_extra_samples_the_encoder_cannot_take_are_skipped_and_counted(tmp_path,
     assert [s.id for s in parts["train"]] == ["extra/P1#1"]
     assert extended.train == ("/a/b/x", "extra/P1")  # P2 lost every sample: not a label
     assert "skipped 2 sample(s)" in caplog.text and "tokens apart" in caplog.text
+
+
+def test_relations_with_one_name_get_distinct_texts(tmp_path):
+    rows = [_record("Ann met Bo", [0], [2])]
+    (tmp_path / "d.json").write_text(json.dumps({"P1": rows, "P2": rows, "P3": rows}))
+    (tmp_path / "pid2name.json").write_text(json.dumps({"P1": ["member of", "a"], "P2": ["member of", "b"],
+                                                        "P3": ["spouse", "c"]}))
+    (tmp_path / "overlap.toml").write_text("")
+    names = read_extra(tmp_path).names
+    assert names == {"extra/P1": "member of (P1)", "extra/P2": "member of (P2)", "extra/P3": "spouse"}

@@ -223,25 +223,28 @@ def with_extra_relations(config: Config, split: LabelSplit, parts: dict[str, lis
     if not config.data.extra_train:
         return split, parts, {}
     extra = read_extra(config.data.extra_train, config.data.extra_max_per_label, config.seed)
-    if text is not None:
-        dropped = []
-        for rows in extra.samples.values():
-            for sample in list(rows):
-                try:
-                    text.encode_sample(sample)
-                except DataError as exc:
-                    rows.remove(sample)
-                    dropped.append(str(exc))
-        if dropped:
-            log.warning("extra relations: skipped %d sample(s) the text encoder cannot take, "
-                        "e.g. %s", len(dropped), dropped[0])
-    keep = [label for label in extra.usable(split.val + split.test) if extra.samples[label]]
+    dropped: list[str] = []
+
+    def encodable(sample: Sample) -> bool:
+        try:
+            text.encode_sample(sample)
+        except DataError as exc:
+            dropped.append(str(exc))
+            return False
+        return True
+
+    samples = {label: [s for s in rows if text is None or encodable(s)]
+               for label, rows in extra.samples.items()}
+    if dropped:
+        log.warning("extra relations: skipped %d sample(s) the text encoder cannot take, "
+                    "e.g. %s", len(dropped), dropped[0])
+    keep = [label for label in extra.usable(split.val + split.test) if samples[label]]
     log.info("extra relations: %d of %d used; left out as overlapping this split's validation "
-             "or test relations: %s", len(keep), len(extra.samples),
-             [label for label in extra.samples if label not in keep])
+             "or test relations: %s", len(keep), len(samples),
+             [label for label in samples if label not in keep])
     texts = extra.descriptions if config.label_text == "description" else extra.names
     split = LabelSplit(split.train + tuple(keep), split.val, split.test)
-    parts = {**parts, "train": parts["train"] + [s for label in keep for s in extra.samples[label]]}
+    parts = {**parts, "train": parts["train"] + [s for label in keep for s in samples[label]]}
     return split, parts, {label: texts[label] for label in keep}
 
 

@@ -21,6 +21,7 @@ import logging
 import random
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,9 +164,9 @@ def read_extra(source: str | Path, max_per_label: int = 0, seed: int = 0) -> Ext
         for label, rows in read_file(path, max_per_label, seed, skipped).items():
             samples[label] = samples.get(label, []) + rows
             name_of[label], description_of[label] = relation_text(label[len(PREFIX):], names)
-    for label, name in list(name_of.items()):  # distinct labels need distinct texts
-        if list(name_of.values()).count(name) > 1:
-            name_of[label] = f"{name} ({label[len(PREFIX):]})"
+    shared = {name for name, n in Counter(name_of.values()).items() if n > 1}
+    name_of = {label: f"{name} ({label[len(PREFIX):]})" if name in shared else name
+               for label, name in name_of.items()}  # distinct labels need distinct texts
     if skipped:
         log.warning("extra relations: skipped %d record(s) whose head and tail are one span or "
                     "cross, e.g. %s", len(skipped), skipped[:3])

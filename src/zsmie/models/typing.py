@@ -159,13 +159,18 @@ class TypePriored(WrappedModel):
         tail = self.typer(tails) if all(t is not None for t in tails) else None
         return type_term(head, tail, label_types, self.typer.keys)
 
-    def forward(self, batch, prototypes: TypedPrototypes) -> HeadOutput:
-        out = self.inner(batch, prototypes.inner)
+    def with_term(self, scores: Tensor, batch, prototypes: TypedPrototypes) -> Tensor:
+        """The inner model's `scores` [B, C] plus lambda times the type term (unchanged for a
+        weight of 0, labels without types, or samples without entity texts)."""
         types, entities = prototypes.types, getattr(batch, "entities", None)
         if self.weight == 0 or not types or entities is None:
-            return out
-        term = self.term(entities, types).to(out.scores.device, out.scores.dtype)
-        return HeadOutput(out.scores + self.weight * term, out.embedding, out.losses, out.extras)
+            return scores
+        return scores + self.weight * self.term(entities, types).to(scores.device, scores.dtype)
+
+    def forward(self, batch, prototypes: TypedPrototypes) -> HeadOutput:
+        out = self.inner(batch, prototypes.inner)
+        return HeadOutput(self.with_term(out.scores, batch, prototypes), out.embedding,
+                          out.losses, out.extras)
 
 
 def frozen_encoder(model: nn.Module, config: Any) -> TextEncoder:
