@@ -141,6 +141,10 @@ class TrainConfig:
     epochs: int = doc(20, "training epochs at most")
     patience: int = doc(10, "early stopping: epochs without a validation macro-F1 gain")
     balanced: bool = doc(True, "equal samples per training label in every batch")
+    label_sample: int = doc(0, "labels per training step's ranking loss: the batch's labels, "
+                            "then same-type-signature negatives, then random ones (0 = every "
+                            "training label; with many training relations a fine-tuned "
+                            "encoder then encodes fewer label texts per step)")
     steps_per_epoch: int = doc(0, "optimisation steps per epoch (0 = training samples / batch "
                                "size)")
     eval_batch_size: int = doc(64, "batch size of validation, test and feature encoding")
@@ -293,6 +297,7 @@ class Config:
         t, m = self.train, self.model
         finite = math.isfinite
         counts = {"train.steps_per_epoch": t.steps_per_epoch, "train.num_workers": t.num_workers,
+                  "train.label_sample": t.label_sample,
                   "data.max_per_label": self.data.max_per_label,
                   "data.val_max_per_label": self.data.val_max_per_label,
                   "data.extra_max_per_label": self.data.extra_max_per_label,

@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, ConfigError, load_config, save_config
+from zsmie.data.types import LabelTexts
 from zsmie.errors import ZsmieError
 from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
@@ -39,6 +41,7 @@ from zsmie.training.checkpoint import (
     save_checkpoint,
     trim_metrics,
 )
+from zsmie.training.label_sampling import remap, sample_labels
 from zsmie.training.type_prior import choose_type_prior
 
 log = logging.getLogger(__name__)
@@ -85,18 +88,28 @@ class EpochMeans:
         return {name: (total / self.counts[name]).tolist() for name, total in self.sums.items()}
 
 
-def train_epoch(model, head, optimizer, loader, prototypes, accelerator, config, epoch, out,
-                penalty=None):
+def train_epoch(model, head, optimizer, loader, prototypes, texts, accelerator, config, epoch,
+                out, penalty=None):
     """One pass over the training batches; returns the epoch means of each loss term and of
     the head's diagnostics (MG-VMoE: tau_norm, expert load / entropy / spread / sigma).
+    `prototypes(texts)` builds the step's label prototypes from the training label `texts`, all
+    of them or `train.label_sample` of them (training/label_sampling.py).
     `penalty`: a weight regulariser (L2-SP) added to every step's loss."""
     losses, diagnostics = EpochMeans(), EpochMeans()
     show = config.train.progress and accelerator.is_local_main_process
     bar = tqdm(loader, desc=f"epoch {epoch}/{config.train.epochs}", disable=not show, leave=False)
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
+    k = config.train.label_sample
     for step, batch in enumerate(bar, start=1):
-        output = model(batch, prototypes())  # MG-VAT: tau moves for this batch in here (Eq. 12)
+        step_texts = texts
+        if 0 < k < len(texts):  # drawn from (seed, epoch, step): a resumed run replays it
+            seed = config.seed * 1_000_003 + epoch * 10_007 + step
+            generator = torch.Generator().manual_seed(seed)
+            kept = sample_labels(batch.labels.cpu(), texts.types, k, generator)
+            step_texts = LabelTexts([texts[i] for i in kept], [texts.types[i] for i in kept])
+            batch = replace(batch, labels=remap(batch.labels, kept, len(texts)))
+        output = model(batch, prototypes(step_texts))  # MG-VAT: tau moves here (Eq. 12)
         loss, terms = head.loss(output, batch.labels)
         if penalty is not None:
             terms = {**terms, "l2sp": penalty()}
@@ -203,7 +216,8 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         train_loader.set_epoch(epoch)
         losses, diagnostics = train_epoch(
             model, head, optimizer, train_loader,
-            lambda: label_prototypes(core, train_texts, cache), accelerator, config, epoch, out,
+            lambda texts: label_prototypes(core, texts, cache), train_texts, accelerator, config,
+            epoch, out,
             penalty,
         )
         val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
