@@ -69,13 +69,13 @@ NAMES = ["label_text=verbalised", "label_descriptions="]  # no hand-written desc
 FEWREL = ROOT.parent / "shared" / "data" / "fewrel"
 # FewRel's validation relations joined to training, at most 30 sentences each, every relation
 # overlapping the split's validation or test relations left out (zsmie.data.fewrel). The same
-# step budget as the recommended row (77 steps of 16 a epoch, its seed-0 count; 1,224 MNRE
-# training samples / 16), batches drawn in proportion to each relation's samples (MNRE's
+# step budget as the row it adds to (its seed's steps per epoch, e.g. 77 on seed 0: 1,224
+# MNRE training samples / 16; run_cell), batches drawn in proportion to each relation's samples (MNRE's
 # relations then fill about 40% of a batch instead of 8 in 55), and each step's loss over 24
 # labels (the batch's, same-signature negatives first): every one of 55 labels costs 2.7 s a
 # step, 24 cost 1.8 s, on 2 cores.
 EXTRA = [f"data.extra_train={FEWREL}", "data.extra_max_per_label=30", "train.label_sample=24",
-         "train.steps_per_epoch=77", "train.balanced=false"]
+         "train.balanced=false"]
 ROWS = {"free": FREE, "recommended": [], "free_names": FREE + NAMES, "recommended_names": NAMES,
         "recommended_fewrel": EXTRA}
 # a row that adds one lever to another: paired against it (validation decides whether to keep it)
@@ -89,9 +89,16 @@ def run_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict:
     """The cell's run (trained if absent) with its type prior (chosen if absent)."""
     out = runs / row / f"seed{seed}"
     if not (out / "results.json").is_file():
+        budget = []
+        if row in LEVERS:  # the same optimisation steps as the row it adds a lever to
+            run_cell(LEVERS[row], seed, runs, data_dir)
+            base = runs / LEVERS[row] / f"seed{seed}" / "metrics.jsonl"
+            first = json.loads(base.read_text(encoding="utf-8").splitlines()[0])
+            budget = [f"train.steps_per_epoch={first['steps']}"]
         # trained without the search: fit_run below chooses it and keeps the figures without
         config = load_config(ROOT / "configs" / "mre_recommended.toml",
-                             [f"seed={seed}", "images=blank", "train.type_search=false", *ROWS[row]])
+                             [f"seed={seed}", "images=blank", "train.type_search=false",
+                              *ROWS[row], *budget])
         config.data.dir = data_dir
         train(config, out, overwrite=out.exists())
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
