@@ -72,3 +72,39 @@ def test_accepted_settings():
     assert load_config(None, ["model.name=cross", "model.negatives=5"]).model.negatives == 5
     # a head-only setting at its default is no error under another head (saved run configs)
     assert load_config(None, ["model.experts=8", "model.negatives=3"]).model.name == "proto"
+
+
+def test_base_file_then_this_files_keys(tmp_path):
+    """`base = "file"`: the base's keys, this file's over them (tables merge key by key), a
+    chain of bases read in order, the path relative to the file that names it."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "root.toml").write_text('seed = 3\n[train]\nlr = 0.5\nepochs = 7\n[model]\nscale = 4.0\n')
+    (tmp_path / "sub" / "mid.toml").write_text('base = "../root.toml"\n[train]\nepochs = 2\n')
+    (tmp_path / "leaf.toml").write_text('base = "sub/mid.toml"\nseed = 9\n[model]\ndropout = 0.3\n')
+    config = load_config(tmp_path / "leaf.toml")
+    assert (config.seed, config.train.lr, config.train.epochs) == (9, 0.5, 2)
+    assert (config.model.scale, config.model.dropout) == (4.0, 0.3)
+    # an override still wins over every file of the chain
+    assert load_config(tmp_path / "leaf.toml", ["train.lr=0.25"]).train.lr == 0.25
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"a.toml": 'base = "b.toml"\n', "b.toml": 'base = "a.toml"\n'}, "base = 'a.toml' makes a cycle: "),
+    ({"a.toml": 'base = "a.toml"\n'}, "base = 'a.toml' makes a cycle: "),
+    ({"a.toml": 'base = "missing.toml"\n'}, "base = 'missing.toml': no such file "),
+    ({"a.toml": "base = 3\n"}, "base = 3: expected the path of another config file"),
+])
+def test_bad_base_names_the_file(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=f"^{tmp_path}/[ab].toml: " + message.replace("(", r"\(")):
+        load_config(tmp_path / "a.toml")
+
+
+def test_the_recommended_config_is_proto_plus_its_changes():
+    """configs/mre_recommended.toml names mre_proto.toml as its base and states its changes."""
+    path = REPO / "configs" / "mre_recommended.toml"
+    assert read_toml(path)["base"] == "mre_proto.toml"
+    config, proto = load_config(path), load_config(REPO / "configs" / "mre_proto.toml")
+    assert (config.text.finetune, config.train.lr, config.train.epochs) == (True, 2e-5, 3)
+    assert (config.model, config.data.format) == (proto.model, proto.data.format)
