@@ -9,17 +9,13 @@ Writes benchmarks/results/cross_cost.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
 from pathlib import Path
-
-import torch
 
 from zsmie.assemble import loaders, prepare
 from zsmie.config import load_config
 from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
@@ -55,14 +51,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = {name: seconds_per_sample(name, args) for name in ("proto", "cross")}
     n, labels = rows["proto"][1], rows["proto"][2]
-    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = command_line()
     lines = ["# Inference cost: cross-encoder vs bi-encoder", "", "Produced by:", "", "```bash",
              command, "```", "",
              f"MNRE test samples of seed {args.seed} ({n} samples, at most {args.per_label} per "
              f"relation), {labels} candidate labels, fine-tuned MiniLM (encoder runs in every "
-             f"pass), eval batch 64, best of {args.repeats} passes, {torch.get_num_threads()} torch "
-             f"thread(s) on {os.cpu_count()} CPU cores "
-             f"({platform.machine()}) shared with other jobs.", "",
+             f"pass), eval batch 64, best of {args.repeats} passes; the cores shared with other jobs.",
+             "", machine_line(), "",
              "| model | encoder passes per sample | ms per sample | relative |", "|---|---|---|---|"]
     base = rows["proto"][0]
     for name, passes in (("proto", f"1 (+ the {labels} label texts once)"), ("cross", str(labels))):

@@ -28,9 +28,7 @@ import csv
 import dataclasses
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -39,28 +37,13 @@ import torch
 from zsmie.data.mnre import read_mnre
 from zsmie.encoders.precision import engine_report, set_precision
 from zsmie.evaluation.run import load_run
+from zsmie.experiments.provenance import command_line, cpu_flags, cpu_model
 from zsmie.io import atomic_write_text
 from zsmie.predict import ZeroShotExtractor
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MNRE = REPO.parent / "shared" / "data" / "mnre"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's int8-relevant vector extensions, from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return []
 
 
 def torch_capability() -> str:
@@ -173,7 +156,7 @@ def phase(work: Path | None, name: str, measure):
 
 def report(args, speed: dict, lengths: dict, rows: list[dict], scheme: dict | None) -> str:
     engine = engine_report()
-    command = "python " + " ".join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    command = command_line()
     lines = [
         "# Inference at int8 against fp32", "", "Produced by:", "", "```bash", command, "```", "",
         f"Machine: {cpu_model()}, {os.cpu_count()} CPU cores, flags {', '.join(cpu_flags())}; "

@@ -16,12 +16,11 @@ import io
 import json
 import logging
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.runner import load_grid, run_grid
 from zsmie.experiments.significance import paired_difference
 from zsmie.experiments.tables import results_table
@@ -107,7 +106,7 @@ def main() -> None:
     start = time.time()
     records = run_grid(grid)
     wall = time.time() - start
-    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = command_line()
     paired, paired_csv = paired_section(grid, records)
     paper_grid = copy.copy(grid)
     paper_grid.name = "Seeds 0-2 (the paper's protocol)"
@@ -121,8 +120,8 @@ def main() -> None:
         "seeds, percent. The difference column: per-seed test F1 of the row minus MG-VMoE's on "
         "the same seed, mean over seeds with a 95% Student t interval (n − 1 degrees of "
         "freedom); an interval that contains 0 is no evidence of a difference.",
-        f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-        f"({platform.machine()}), cells reused from an earlier invocation cost nothing here.",
+        f"- Wall time of this invocation: {wall / 60:.1f} min, cells reused from an earlier "
+        f"invocation cost nothing here. {machine_line()}",
         "", "## Seeds 0-4, paired against MG-VMoE", "", *paired, "",
         "## What MG-VMoE's parts do during training", "",
         "Means over seeds of each run's first and last epoch (epoch means over its steps): "

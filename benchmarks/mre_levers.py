@@ -27,13 +27,12 @@ import io
 import json
 import logging
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 from zsmie.evaluation.inference import metrics_of
 from zsmie.evaluation.run import load_run
+from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.runner import Grid, load_grid, run_grid, write_table
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
@@ -194,7 +193,7 @@ def slice_table(grid: Grid, records: list[dict]) -> str:
 
 
 def write(args, rows, text_of, grid: Grid, wall: float, sliced: str) -> None:
-    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = command_line()
     notes = "\n".join([
         f"- MNRE v2 at `{os.path.relpath(grid.data_dir)}`, 22 relations split 8 / 7 / 7 per "
         "seed, all samples, text only (`images=blank`), all-MiniLM-L6-v2.",
@@ -205,9 +204,8 @@ def write(args, rows, text_of, grid: Grid, wall: float, sliced: str) -> None:
         "recommended config itself.",
         "- Training-free rows: the untouched encoder's cosine between the mean-pooled marked "
         "sentence and each label text; they are also the score ensemble's other side.",
-        f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-        f"({platform.machine()}); cells finished earlier (by benchmarks/mre_zero_shot.py or "
-        "an earlier invocation) are reused.",
+        f"- Wall time of this invocation: {wall / 60:.1f} min; cells finished earlier (by "
+        f"benchmarks/mre_zero_shot.py or an earlier invocation) are reused. {machine_line()}",
     ])
     markdown, csv_text = table(rows, text_of, command, notes)
     markdown += ("\n## Levers that change training, and the cross-encoder, on a slice\n\n"

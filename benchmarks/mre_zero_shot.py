@@ -13,10 +13,10 @@ grids: the frozen rows are the ablation's cells).
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
+from zsmie.experiments.provenance import machine_line
 from zsmie.experiments.runner import grid_from_command_line, run_grid, write_table
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
@@ -76,9 +76,9 @@ def main() -> None:
         "from the name and its typed path, no hand-writing), or the hand-written "
         "descriptions of labels/mnre.toml.",
         "- Paper numbers are with images and a fine-tuned BERT-base (Table 1 of the paper).",
-        f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-        f"({platform.machine()}); cells reused from an earlier invocation cost nothing here, "
-        "the per-row column gives each row's own train+eval time.",
+        f"- Wall time of this invocation: {wall / 60:.1f} min; cells reused from an earlier "
+        "invocation cost nothing here, the per-row column gives each row's own train+eval "
+        f"time. {machine_line()}",
     ])
     markdown = write_table(grid, records, command=command, notes=notes)
     markdown += ("\n### Against the training-free baseline with the same label text; the "

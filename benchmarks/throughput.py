@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from zsmie.config import load_config
 from zsmie.data.mnre import read_mnre
 from zsmie.encoders.cache import FeatureCache
 from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.io import atomic_write_text
 from zsmie.training.trainer import train_epoch
 
@@ -167,10 +167,8 @@ def main() -> None:
     lines = [
         "# Throughput: training and inference with and without the feature cache", "",
         "Produced by:", "", "```bash",
-        "python " + " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:]), "```", "",
-        f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}, "
-        f"{platform.processor() or 'unknown CPU'}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads. Model: `{os.path.relpath(config_path, REPO)}` "
+        command_line(), "```", "",
+        machine_line() + f" Model: `{os.path.relpath(config_path, REPO)}` "
         "(MG-VMoE, frozen MiniLM text encoder, text only), MNRE seed-0 split: "
         f"{cached['samples_per_epoch']} training samples per epoch, "
         f"{cached['test_samples']} test samples.", "",

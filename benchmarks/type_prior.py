@@ -33,11 +33,8 @@ import csv
 import io
 import json
 import logging
-import os
-import platform
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -53,6 +50,7 @@ from zsmie.evaluation.protocols import (
     score_samples,
 )
 from zsmie.evaluation.run import load_final_model
+from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.significance import paired_difference
 from zsmie.io import atomic_write_json, atomic_write_text
 from zsmie.models.base import HeadOutput
@@ -351,7 +349,7 @@ def main() -> None:
     start = time.time()
     cells = {row: {seed: run_cell(row, seed, args.runs, args.data_dir) for seed in args.seed}
              for row in args.rows}
-    command = ".venv/bin/python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = command_line()
     if args.protocol == "open":
         out = args.out or HERE / "results" / "type_prior_open.md"
         open_cells = {row: {seed: open_cell(row, seed, args.runs, args.data_dir)
@@ -363,8 +361,7 @@ def main() -> None:
             "separately for each column. None samples: MNRE's None records dealt to train / "
             "validation / test by a seeded permutation (capped per label as the run's "
             "data.max_per_label says).",
-            f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}); "
-            f"{time.strftime('%Y-%m-%d')}; this invocation {time.time() - start:.0f} s "
+            f"{machine_line()} This invocation {time.time() - start:.0f} s "
             "(finished copies are reused)."])
         atomic_write_text(out, markdown)
         atomic_write_text(out.with_suffix(".csv"), csv_text)
@@ -376,9 +373,8 @@ def main() -> None:
         "relations' arguments, or both), temperature and lambda are chosen on validation "
         "macro-F1 per run, lambda = 0 included; test is read once with the choice. The "
         "'without' column is the same run's final model (best epoch, WiSE-FT, ensemble).",
-        f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}); {time.strftime('%Y-%m-%d')}; "
-        f"this invocation {time.time() - start:.0f} s (runs reused from earlier invocations "
-        "cost nothing here).",
+        f"{machine_line()} This invocation {time.time() - start:.0f} s (runs reused from "
+        "earlier invocations cost nothing here).",
     ]
     markdown, csv_text = tables(cells, command, notes)
     atomic_write_text(out, markdown)

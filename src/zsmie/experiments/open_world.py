@@ -9,14 +9,13 @@ import csv
 import dataclasses
 import io
 import logging
-import os
-import platform
 from collections import defaultdict
 from pathlib import Path
 
 from zsmie.config import load_config
 from zsmie.evaluation.plots import pr_figure
 from zsmie.evaluation.protocols import PROTOCOLS, open_run_from_zero_shot, trains_as_zero_shot
+from zsmie.experiments.provenance import machine_line
 from zsmie.experiments.runner import (
     Grid,
     Row,
@@ -261,8 +260,8 @@ def write_results(
     text = "\n".join([
         f"# {grid.name}", "", "Produced by:", "", "```bash", command, "```", "",
         grid.notes, "",
-        (f"- Wall time of this invocation: {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-         f"({platform.machine()}); cells reused from an earlier invocation cost nothing here."
+        (f"- Wall time of this invocation: {wall / 60:.1f} min; cells reused from an earlier "
+         f"invocation cost nothing here. {machine_line()}"
          if wall is not None else "- Tabulated from the cells that had finished (`--collect-only`);"
          " each cell's own wall time is `wall_time_s` in its results.json. A row's seeds column"
          " says which seeds it holds; '–': no finished cell."),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from zsmie.config import Config, ConfigError, config_to_dict, load_config, read_toml
+from zsmie.experiments.provenance import command_line
 from zsmie.experiments.tables import results_table
 from zsmie.io import atomic_write_text
 from zsmie.training.trainer import train
@@ -213,8 +214,6 @@ def grid_from_command_line(
     up; `flags` adds the script's own on/off options (name -> help). Returns the grid, the
     command line that ran, and the parsed options."""
     import argparse
-    import os
-    import sys
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--grid", default=str(default_grid))
@@ -228,5 +227,5 @@ def grid_from_command_line(
     grid = load_grid(args.grid)
     grid.overrides += args.set
     grid.seeds = args.seed or grid.seeds
-    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = command_line()
     return grid, command, args
