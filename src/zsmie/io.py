@@ -105,6 +105,7 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_json_records(path: Path) -> list[dict[str, Any]]:
+    """Every JSON line of `path` as a dict (a metrics log; samples: zsmie.data.jsonl.read_jsonl)."""
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]

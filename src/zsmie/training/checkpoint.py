@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from zsmie.errors import CheckpointError
-from zsmie.io import atomic_write, atomic_write_json, read_jsonl
+from zsmie.io import atomic_write, atomic_write_json, read_json_records
 from zsmie.models.pipeline import read_weights
 
 CHECKPOINT = "checkpoint"
@@ -93,6 +93,6 @@ def trim_metrics(path: Path, last_epoch: int) -> None:
     """Drop metrics lines of epochs after the checkpoint (an epoch that is replayed)."""
     if not path.is_file():
         return
-    kept = [r for r in read_jsonl(path) if r.get("epoch", 0) <= last_epoch]
+    kept = [r for r in read_json_records(path) if r.get("epoch", 0) <= last_epoch]
     text = "".join(json.dumps(r) + "\n" for r in kept)
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
