@@ -44,11 +44,27 @@ def trained_demo(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_image_demo(tmp_path_factory) -> Path:
+    """The embedded demo as an image run (MG-VMoE over the tiny random ViT), 1 epoch (4 s)."""
+    from importlib import resources
+
+    from zsmie.config import load_config
+    from zsmie.training.trainer import train
+
+    out = tmp_path_factory.mktemp("image-demo") / "run"
+    demo = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
+    train(load_config(demo, ["train.epochs=1", "train.progress=false", "feature_cache=off",
+                             "model.name=mgvmoe", 'vision.model="tiny-random-vit"']), out)
+    return out
+
+
 # `slow` by measured cost (`make test-fast` runs the rest): a fixture that trains a model or
 # reads real MNRE costs 25-40 s of setup on 2 cores (tiny_run 27 s, demo_runs 40 s:
 # `pytest --durations=40`), and a test that trains in its own body 10 s or more.
-TRAINING_FIXTURES = frozenset({"trained_demo", "demo_run", "demo_runs", "tiny_run", "extractor",
-                               "none_demo", "mnre_dir", "server", "browser", "client"})
+TRAINING_FIXTURES = frozenset({"trained_demo", "trained_image_demo", "demo_run", "demo_runs",
+                               "tiny_run", "extractor", "none_demo", "mnre_dir", "server",
+                               "browser", "client"})
 # Measured at 10 s or more without a training fixture (`pytest -m "not slow" --durations=40`
 # on 2 cores shared with training runs, load 10-15): fresh interpreters importing torch, CLI
 # runs that build a model, MG-VAT's many-step tau searches, hypothesis's many examples.

@@ -1,6 +1,7 @@
 """The page at `/` of a real `zsmie serve`, driven in Debian's headless chromium: the README's
 example post ranks its labels; the example button, entities chosen by selection or by
-occurrence, the open set's explanation, MET's wording, a 400 px wide window, no failed loads.
+occurrence, the open set's explanation, MET's wording, a 400 px wide window, no failed loads;
+an image run takes an image with the post, a text-only run says it does not use images.
 Screenshots are kept under the test's temporary folder. Skips, saying why, where chromium or
 its driver is absent (`make test` installs both where apt-get is at hand)."""
 
@@ -31,10 +32,20 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(trained_demo):
-    """`zsmie serve` on a free loopback port, until its /health answers."""
+    """`zsmie serve` of the text-only demo on a free loopback port, until /health answers."""
+    yield from _serve(trained_demo)
+
+
+@pytest.fixture(scope="module")
+def image_server(trained_image_demo):
+    """`zsmie serve` of the demo trained as an image run (tiny random ViT)."""
+    yield from _serve(trained_image_demo)
+
+
+def _serve(run: Path):
     port = free_port()
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "zsmie", "serve", "--run", str(trained_demo),
+    proc = subprocess.Popen([sys.executable, "-m", "zsmie", "serve", "--run", str(run),
                              "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
@@ -142,6 +153,10 @@ def _marks(browser, By):
 
 def test_the_example_button_fills_a_post_and_scores_are_explained(server, browser, tmp_path):
     By = _open(browser, server)
+    # a text-only run: no image input, and the page says why
+    assert not browser.find_element(By.ID, "image-box").is_displayed()
+    assert browser.find_element(By.ID, "no-images").text == (
+        "This run reads text only: images are not used.")
     # placeholders say what to do; they do not look like a filled-in post
     for field in ("text", "head", "tail", "labels"):
         element = browser.find_element(By.ID, field)
@@ -245,3 +260,54 @@ def test_the_page_fits_400_pixels_and_loads_nothing_that_fails(server, browser, 
     assert failed == []  # no favicon 404, no script error
     icon = browser.find_element(By.CSS_SELECTOR, "link[rel=icon]").get_attribute("href")
     assert icon.startswith("data:")
+
+
+def test_an_image_run_sends_the_chosen_image_with_the_post(image_server, browser, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(1200, 1000)
+    browser.get(f"{image_server}/")
+    wait = WebDriverWait(browser, 60)
+    wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "info"), "task MRE"))
+    wait.until(expected_conditions.visibility_of_element_located((By.ID, "image")))
+    assert not browser.find_element(By.ID, "no-images").is_displayed()
+    browser.find_element(By.ID, "example").click()
+    browser.find_element(By.ID, "submit").click()
+    without = _wait_for_ranking(browser)
+
+    photo = tmp_path / "photo.png"  # 1600 x 800: the page sends it as 512 x 256
+    image = Image.new("RGB", (1600, 800), (200, 30, 30))
+    image.paste((20, 20, 210), (0, 0, 800, 400))
+    image.save(photo)
+    browser.find_element(By.ID, "image").send_keys(str(photo))
+    preview = wait.until(expected_conditions.visibility_of_element_located((By.ID, "preview")))
+    assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]",
+                                  preview) == [512, 256]
+    browser.execute_script("document.getElementById('result').textContent = ''")
+    browser.find_element(By.ID, "submit").click()
+    with_image = _wait_for_ranking(browser)
+    assert with_image != without  # the image reached the model
+    browser.save_screenshot(str(tmp_path / "image-run.png"))
+    # the page's scores are the API's for the same post and image (what the page sent)
+    sample = {"id": "post", "text": "Violinist Clara Weiss was born in Vienna in 1990",
+              "head": [10, 21], "tail": [34, 40], "image_data": preview.get_attribute("src")}
+    labels = browser.find_element(By.ID, "labels").get_attribute("value").split(", ")
+    answer = httpx.post(f"{image_server}/predict", timeout=60,
+                        json={"samples": [sample], "labels": labels}).json()
+    assert [(r["label"], f"{r['score']:.4f}") for r in answer["predictions"][0]["ranked"]] == with_image
+
+    # "Remove image" sends the post alone again
+    browser.find_element(By.ID, "clear-image").click()
+    assert not preview.is_displayed()
+    browser.execute_script("document.getElementById('result').textContent = ''")
+    browser.find_element(By.ID, "submit").click()
+    assert _wait_for_ranking(browser) == without
+    # a file the browser cannot read as an image is said on the page, not sent
+    (tmp_path / "notes.png").write_text("not an image")
+    browser.find_element(By.ID, "image").send_keys(str(tmp_path / "notes.png"))
+    wait.until(expected_conditions.text_to_be_present_in_element(
+        (By.ID, "error"), "notes.png is not an image"))
+    assert not preview.is_displayed()

@@ -47,8 +47,9 @@ def close(a: list[dict], b: list[dict]) -> bool:
 def test_health_and_page(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["task"] == "mre" and health["model"] == "proto"
-    assert health["limits"] == {"max_body_bytes": 4000, "max_samples": 4, "max_labels": 6,
-                                "max_work": 600, "body_timeout": 30.0}
+    assert health["limits"] == {"max_body_bytes": 4000, "max_samples": 4, "max_image_bytes": 524288,
+                                "max_labels": 6, "max_work": 600, "body_timeout": 30.0}
+    assert health["images"] is False  # a text-only run
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="labels"' in page.text and 'fetch("predict"' in page.text
@@ -183,6 +184,7 @@ def test_typed_label_objects_answer_under_their_names(client, extractor):
     ("--max-samples", "-1", "--max-samples = -1: must be at least 1"),
     ("--max-labels", "0", "--max-labels = 0: must be at least 1"),
     ("--max-work", "-5", "--max-work = -5: must be at least 1"),
+    ("--max-image-bytes", "0", "--max-image-bytes = 0: must be at least 1"),
     ("--body-timeout", "0", "--body-timeout = 0.0: must be at least 1"),
     ("--batch-tokens", "0", "--batch-tokens = 0: must be at least 1"),
     ("--max-connections", "-1", "--max-connections = -1: must be at least 1"),

@@ -416,6 +416,8 @@ def serve(
     max_work: int = typer.Option(8192, help="encoder tokens per request, at most (else 413): the "
                                  "samples' tokens plus the label texts' tokens"),
     max_body_bytes: int = typer.Option(1 << 20, help="request body size in bytes, at most (else 413)"),
+    max_image_bytes: int = typer.Option(1 << 19, help="one sample's posted image (image_data) in "
+                                        "bytes once decoded, at most (else 413)"),
     batch_samples: int = typer.Option(256, help="samples per model call (micro-batching); 1: one "
                                       "sample at a time"),
     batch_tokens: int = typer.Option(256, help="encoder tokens per model call: a heavier request "
@@ -449,7 +451,8 @@ def serve(
         if not 1 <= port <= 65535:
             raise ConfigError(f"--port {port}: must be between 1 and 65535")
         limits = Limits(max_samples=max_samples, max_labels=max_labels, max_work=max_work,
-                        max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+                        max_body_bytes=max_body_bytes, max_image_bytes=max_image_bytes,
+                        body_timeout=body_timeout)
         for name, value, least in (("--batch-samples", batch_samples, 1),
                                    ("--batch-tokens", batch_tokens, 1),
                                    ("--max-connections", max_connections, 1),

@@ -13,18 +13,26 @@ pieces so that light ones keep flowing. Every request is checked whole before it
 over its limit, 415 for a POST that is not `application/json`, 422 for anything malformed,
 408 for a body not received in time. A Host header other than the allowed hosts is a 400
 (DNS rebinding). Image paths are not read from requests (they would be files of the
-server): an image run scores posted samples without images. There is no /docs page (it
-would load scripts from a CDN); /openapi.json describes the API.
+server); a sample's image travels in the request instead, as `"image_data"`: base64 or a
+`data:image/...;base64,` URL, at most `max_image_bytes` decoded (413), checked as every image
+is (data.images.image_problem: a file that does not decode, or is too large, is a 422 naming
+`samples[i].image_data`). Runs that read text only ignore `image_data` (GET /health says
+`"images": false`). There is no /docs page (it would load scripts from a CDN);
+/openapi.json describes the API.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import dataclasses
 import json
 import logging
+import os
+import tempfile
 import time
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -35,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 
+from zsmie.data.images import image_problem
 from zsmie.data.sample import DataError
 from zsmie.models.typing import TypePriored
 from zsmie.predict import ZeroShotExtractor
@@ -47,6 +56,7 @@ access_log = logging.getLogger("zsmie.access")
 class Limits:
     max_body_bytes: int = 1 << 20
     max_samples: int = 64  # per request
+    max_image_bytes: int = 1 << 19  # one sample's image_data, decoded
     max_labels: int = 128  # per request
     # encoder tokens per request: the samples' (with markers) plus the label texts' (each at
     # most text.max_length; a cross-encoder reads every (sample, label) pair)
@@ -54,7 +64,8 @@ class Limits:
     body_timeout: float = 30.0  # seconds to receive a request's body
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_samples", "max_labels", "max_work", "body_timeout"):
+        for name in ("max_body_bytes", "max_samples", "max_image_bytes", "max_labels", "max_work",
+                     "body_timeout"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"--{name.replace('_', '-')} = {getattr(self, name)}: "
                                  "must be at least 1")
@@ -126,6 +137,36 @@ def _parse(body: bytes, limits: Limits, state: Any = None) -> PredictRequest:
         raise HTTPException(422, f"{_field(error['loc'])}: {error['msg']}") from None
 
 
+IMAGE_FIELD = "image_data"  # a request sample's image: base64, or a data: URL of base64
+
+
+def _image_bytes(value: Any, where: str, limit: int) -> bytes:
+    """The decoded bytes of a sample's `image_data` (not yet known to be an image), or a 4xx
+    naming `where`: 413 over `limit` bytes, 422 for anything that is not base64."""
+    if not isinstance(value, str):
+        raise HTTPException(422, f"{where}: should be a base64 string or a data: URL "
+                                 f"(data:image/png;base64,...), got {type(value).__name__}")
+    text = value
+    if text[:5].lower() == "data:":
+        header, comma, text = text.partition(",")
+        if not comma or not header.lower().endswith(";base64"):
+            raise HTTPException(422, f"{where}: a data: URL must be base64 "
+                                     f"(data:image/png;base64,...), got {header[:40]!r}")
+    if len(text) > 4 * (limit // 3 + 1) + 4:  # refused before decoding
+        raise HTTPException(413, f"{where}: over {limit} bytes, at most {limit} per image "
+                                 "(--max-image-bytes)")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(422, f"{where}: not valid base64 ({exc})") from None
+    if not data:
+        raise HTTPException(422, f"{where}: empty (no image bytes)")
+    if len(data) > limit:
+        raise HTTPException(413, f"{where}: {len(data)} bytes, at most {limit} per image "
+                                 "(--max-image-bytes)")
+    return data
+
+
 class AccessLog:
     """One log line per HTTP request (zsmie.access, INFO): method, path, status, the samples
     and labels of a prediction, milliseconds."""
@@ -159,14 +200,19 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
     (None: any; see `allowed_hosts_for`)."""
     batcher = batcher or MicroBatcher(extractor)
 
-    @asynccontextmanager
+    # posted images, each a file for the request's life (the model reads images from files)
+    images = tempfile.TemporaryDirectory(prefix="zsmie-serve-images-")
+
+    @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
         yield
         await batcher.stop()
+        images.cleanup()
 
     app = FastAPI(title="zsmie", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher = batcher
+    app.state.image_dir = images.name
     if allowed_hosts is not None and "*" not in allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(AccessLog)
@@ -188,14 +234,27 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
         return {"status": "ok", "task": extractor.config.task, "model": extractor.config.model.name,
                 "open_set": extractor.threshold is not None,
                 "type_prior": isinstance(extractor.model, TypePriored), "precision": extractor.precision,
+                "images": extractor.model.uses_images,  # whether samples' image_data is read
                 "limits": asdict(limits),
                 **open_set_rule}
 
-    def prepare(body: PredictRequest):
-        """In the model thread: the checked samples, their encodings, the label set and the
-        tokens of each label text; any problem is this request's (DataError, ValueError)."""
-        samples = [dataclasses.replace(s, image=None)  # server files: unread
-                   for s in extractor.samples(body.samples)]
+    def prepare(body: PredictRequest, posted: list[bytes | None], files: list[str]):
+        """In the model thread: the checked samples (each with its posted image, written to a
+        file listed in `files`, or none), their encodings, the label set and the tokens of
+        each label text; any problem is this request's (DataError, ValueError)."""
+        records = [{k: v for k, v in s.items() if k != IMAGE_FIELD} for s in body.samples]
+        samples = [dataclasses.replace(s, image=None)  # paths are server files: unread
+                   for s in extractor.samples(records)]
+        for i, data in enumerate(posted):
+            if data is None:
+                continue
+            handle, path = tempfile.mkstemp(suffix=".image", dir=images.name)
+            files.append(path)
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            if (problem := image_problem(path)) is not None:  # the one image check
+                raise DataError(f"samples[{i}].{IMAGE_FIELD}: the image is {problem}")
+            samples[i] = dataclasses.replace(samples[i], image=path)
         label_set = extractor.label_set(body.labels, body.descriptions, body.top_k, body.open_set)
         encoded = extractor.encode(samples)
         label_tokens = extractor.label_tokens(
@@ -207,8 +266,22 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
         _require_json(request)
         body = _parse(await _read_body(request, limits.max_body_bytes, limits.body_timeout), limits,
                       request.state)
+        # image_data is read by runs that read images only (text-only runs ignore it)
+        posted = [_image_bytes(s[IMAGE_FIELD], f"samples[{i}].{IMAGE_FIELD}", limits.max_image_bytes)
+                  if IMAGE_FIELD in s and extractor.model.uses_images else None
+                  for i, s in enumerate(body.samples)]
+        files: list[str] = []
         try:
-            samples, label_set, encoded, label_tokens = await batcher.run(prepare, body)
+            return await _predict(body, posted, files)
+        finally:  # the request's images go with it
+            for path in files:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+    async def _predict(body: PredictRequest, posted: list[bytes | None], files: list[str]) -> dict:
+        try:
+            samples, label_set, encoded, label_tokens = await batcher.run(prepare, body, posted,
+                                                                          files)
         except (DataError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
         sample_tokens = [len(e.input_ids) for e in encoded]
