@@ -426,6 +426,15 @@ def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: Lab
     if record:
         finish(output, {**settings, "consumed": start + written, "sha256": consumed.hexdigest()})
     state.wait_for_everyone()
-    log.info("%d predictions (%d processes); images of this process %s", written,
-             state.num_processes, dict(counts))
+    log.info("%d predictions (%d process%s); %s", written, state.num_processes,
+             "" if state.num_processes == 1 else "es", _image_note(counts, state.num_processes))
     return written
+
+
+def _image_note(counts: Counter, processes: int) -> str:
+    """The images of this process's samples, in words (from ZeroShotExtractor.last_image_report)."""
+    where = "" if processes == 1 else " (this process)"
+    if "with_image" not in counts:
+        return f"images: none read{where}, the run reads text only"
+    return (f"images{where}: {counts['with_image']} of {counts['samples']} samples scored with "
+            f"theirs, {counts['no_image_given']} gave none, {counts['unusable_image']} unusable")
