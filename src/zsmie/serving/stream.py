@@ -437,4 +437,5 @@ def _image_note(counts: Counter, processes: int) -> str:
     if "with_image" not in counts:
         return f"images: none read{where}, the run reads text only"
     return (f"images{where}: {counts['with_image']} of {counts['samples']} samples scored with "
-            f"theirs, {counts['no_image_given']} gave none, {counts['unusable_image']} unusable")
+            f"their image, {counts['no_image_given']} had none, {counts['unusable_image']} an "
+            "unusable one")
