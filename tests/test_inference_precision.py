@@ -67,7 +67,7 @@ def test_config_accepts_precision(value):
 
 
 def test_config_refuses_an_unknown_precision_naming_the_key():
-    with pytest.raises(ConfigError, match=r"text.precision = 'fp16': expected one of \['fp32', 'int8'\]"):
+    with pytest.raises(ConfigError, match=r"text.precision = 'fp16': expected one of \['fp32', 'int8', 'int8-onnx'\]"):
         load_config(None, ["text.precision=fp16"])
 
 
@@ -85,7 +85,7 @@ def test_cli_refuses_an_unknown_precision_before_loading(command, tmp_path):
     extra = ["--input", str(tmp_path / "x.jsonl"), "--labels", "a,b"] if command == "predict" else []
     result = invoke(command, "--run", str(tmp_path / "no-run"), *extra, "--precision", "bf16")
     assert result.exit_code == 2
-    assert "--precision 'bf16': expected fp32 or int8" in result.output
+    assert "--precision 'bf16': expected one of fp32, int8, int8-onnx" in result.output
 
 
 def test_predict_and_evaluate_run_at_int8(trained_demo, tmp_path):
@@ -129,7 +129,7 @@ def test_set_precision_reaches_every_encoder_once_and_refuses_unknown_values():
     fp32 = encoder.identity
     set_precision(holder, "int8")
     assert encoder.precision == "int8" and encoder.identity == f"{fp32}|int8-per_channel"
-    with pytest.raises(ValueError, match=r"precision = 'int4': expected one of \['fp32', 'int8'\]"):
+    with pytest.raises(ValueError, match=r"precision = 'int4': expected one of \['fp32', 'int8', 'int8-onnx'\]"):
         set_precision(holder, "int4")
 
 

@@ -262,7 +262,7 @@ def prepare(config: Config, device: torch.device | None = None,
         model.to(device)
     if weights is not None:
         model.load(weights)
-        set_precision(model, config.text.precision)
+        set_precision(model, config.text.precision, cache_dir=weights.parent / "onnx")
     split, parts, extra_texts = with_extra_relations(config, split, parts, model.text)
     none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)

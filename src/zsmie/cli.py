@@ -129,15 +129,17 @@ class _ResumeCommand(_Command):
         return super().parse_args(ctx, args)
 
 
-PRECISION_HELP = ("fp32 | int8: int8 runs the text encoders' linear layers as dynamically "
-                  "quantised int8 on the CPU (faster, scores drift slightly; see README) "
+PRECISION_HELP = ("fp32 | int8 | int8-onnx: int8 runs the text encoders' linear layers as "
+                  "dynamically quantised int8 on the CPU (faster, scores drift slightly; see "
+                  "README); int8-onnx runs them through ONNX Runtime in int8, quantised per "
+                  "token (exported once into the run's onnx/ folder) "
                   "[default: the run's text.precision, fp32]")
 
 
 def _precision(value: str | None) -> str | None:
     """--precision checked before anything loads (None: the run's own)."""
     if value is not None and value not in PRECISIONS:
-        raise ConfigError(f"--precision {value!r}: expected fp32 or int8")
+        raise ConfigError(f"--precision {value!r}: expected one of {', '.join(PRECISIONS)}")
     return value
 
 
@@ -215,7 +217,7 @@ def evaluate(
     protocol: str = typer.Option(
         "zero_shot", help="zero_shot | open (None samples added) | generalized (seen + unseen)"
     ),
-    precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
+    precision: str | None = typer.Option(None, metavar="fp32|int8|int8-onnx", help=PRECISION_HELP),
 ) -> None:
     """Recompute test metrics from a run's saved weights (or under an open-world protocol)."""
     from zsmie.evaluation.run import evaluate_run
@@ -369,7 +371,7 @@ def predict(
     chunk_size: int = typer.Option(1024, help="samples read, scored and written at a time"),
     resume: bool = typer.Option(False, metavar="", help="continue a killed run's OUTPUT.partial"),
     progress: bool = typer.Option(True, metavar="", help="progress bar with samples/s (only on a terminal)"),
-    precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
+    precision: str | None = typer.Option(None, metavar="fp32|int8|int8-onnx", help=PRECISION_HELP),
     max_line_bytes: int = typer.Option(1 << 20, help="an input line's size in bytes, at most (a "
                                        "longer line is an error, read in bounded pieces)"),
 ) -> None:
@@ -423,7 +425,7 @@ def serve(
     batch_tokens: int = typer.Option(256, help="encoder tokens per model call: a heavier request "
                                      "is scored in pieces, lighter ones going first"),
     max_wait_ms: float = typer.Option(2.0, help="how long a model call waits for more requests"),
-    precision: str | None = typer.Option(None, metavar="fp32|int8", help=PRECISION_HELP),
+    precision: str | None = typer.Option(None, metavar="fp32|int8|int8-onnx", help=PRECISION_HELP),
     max_connections: int = typer.Option(1000, help="open connections, at most: a new one closes "
                                         "the longest idle one"),
     header_timeout: float = typer.Option(10.0, help="seconds a connection has to send a request's "

@@ -73,7 +73,9 @@ class TextEncoderConfig:
                              "transformer layers frozen")
     precision: str = doc("fp32", "inference only (`predict`, `serve`, `evaluate`: `--precision`): "
                          "`int8` runs the text encoders' linear layers as dynamically quantised "
-                         "int8 on the CPU (zsmie.encoders.precision); training runs in fp32")
+                         "int8 on the CPU (zsmie.encoders.precision), `int8-onnx` runs them "
+                         "through ONNX Runtime in int8 (zsmie.encoders.onnx_int8); training "
+                         "runs in fp32")
 
 
 @dataclass

@@ -224,7 +224,7 @@ class ZeroShotExtractor:
         model.load(run / "best.safetensors")
         model = with_type_prior(with_ensemble(model, config, run), config, run)
         model.to(device).eval()
-        set_precision(model, config.text.precision)
+        set_precision(model, config.text.precision, cache_dir=run / "onnx")
         threshold, calibration, none_text = _read_threshold(run)
         return cls(config, model, threshold, _training_texts(run), device, calibration, none_text)
 

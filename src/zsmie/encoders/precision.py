@@ -1,4 +1,4 @@
-"""Inference precision of the text encoders: "fp32" (as trained) or "int8".
+"""Inference precision of the text encoders: "fp32" (as trained), "int8" or "int8-onnx".
 
 int8 is PyTorch's dynamic quantisation (`torch.ao.quantization.quantize_dynamic`): every
 `nn.Linear` of the transformer (attention projections, feed-forward, pooler) keeps int8
@@ -10,11 +10,16 @@ so do the model heads, whose cost is small. It runs on CPU only, and only for in
 
 The weights are quantised per output channel (`per_channel_dynamic_qconfig`), the finer of
 the two schemes the API offers; `benchmarks/inference.py` compares both on validation F1.
+
+"int8-onnx" runs the encoder through ONNX Runtime instead (zsmie.encoders.onnx_int8): int8
+weights in blocks and activations quantised per token, so that a sample scores the same
+whatever else shares its batch.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -51,14 +56,17 @@ def quantize_linear_layers(module: nn.Module, scheme: str = DEFAULT_SCHEME) -> n
                                              inplace=True)
 
 
-def set_precision(model: nn.Module, precision: str, scheme: str = DEFAULT_SCHEME) -> nn.Module:
+def set_precision(model: nn.Module, precision: str, scheme: str | None = None,
+                  cache_dir: str | Path | None = None) -> nn.Module:
     """Every text encoder inside `model` (the trained one, a score ensemble's reference, a
     type prior's mention encoder; each once) at `precision`, after its weights are loaded.
-    fp32 leaves `model` as it is."""
+    fp32 leaves `model` as it is. `scheme`: int8's weight scheme or int8-onnx's method (None:
+    the default of each); `cache_dir`: where int8-onnx keeps its exports (a run's
+    `onnx/` folder; zsmie.encoders.onnx_int8.export_dir)."""
     check_precision(precision)
     for module in model.modules():  # text encoders (zsmie.encoders.text, which imports this)
         if callable(getattr(module, "set_precision", None)):
-            module.set_precision(precision, scheme)
+            module.set_precision(precision, scheme, cache_dir)
     return model
 
 

@@ -10,6 +10,7 @@ real tokens (R = 1/(l+2) sum_i r_i, [CLS] and [SEP] included, padding excluded).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -105,7 +106,8 @@ class TextEncoder(nn.Module):
         self.finetune = finetune
         self.marker_init = marker_init
         self.precision = "fp32"  # set_precision("int8"): quantised for inference
-        self._scheme = ""  # int8's weight scheme (zsmie.encoders.precision.SCHEMES)
+        self._scheme = ""  # int8's weight scheme (SCHEMES), int8-onnx's method (onnx_int8.METHODS)
+        self._session = None  # int8-onnx: the ONNX Runtime session that replaces self.model
         path = resolve_text_model(model)
         hf_logging.disable_progress_bar()
         check_hub(path)
@@ -142,9 +144,13 @@ class TextEncoder(nn.Module):
         for module in (embeddings, *layers[:n]):
             module.requires_grad_(False)
 
-    def set_precision(self, precision: str, scheme: str = DEFAULT_SCHEME) -> None:
-        """Run at `precision` from now on: "int8" quantises the transformer's linear layers
-        (zsmie.encoders.precision), in place and for inference only; there is no way back."""
+    def set_precision(self, precision: str, scheme: str | None = None,
+                      cache_dir: str | Path | None = None) -> None:
+        """Run at `precision` from now on, for inference only; there is no way back. "int8"
+        quantises the transformer's linear layers in place (zsmie.encoders.precision;
+        `scheme` per_channel | per_tensor); "int8-onnx" runs it as an int8 ONNX Runtime
+        session (zsmie.encoders.onnx_int8; `scheme` blockwise | dynamic), exported once into
+        `cache_dir` (None: the user's cache) and reused while the weights stay the same."""
         check_precision(precision)
         if precision == self.precision:
             return
@@ -153,11 +159,20 @@ class TextEncoder(nn.Module):
                                f"cannot run it at {precision}")
         device = next(self.model.parameters()).device
         if device.type != "cpu":
-            raise EncoderError(f"precision int8 runs on the CPU only, but text encoder "
+            raise EncoderError(f"precision {precision} runs on the CPU only, but text encoder "
                                f"{self.name!r} is on {device}: use device cpu or precision fp32")
         self.model.requires_grad_(False)  # `finetune` stays: it tells how the run was trained
-        quantize_linear_layers(self.model, scheme)
         self.model.eval()
+        if precision == "int8-onnx":
+            from zsmie.encoders import onnx_int8
+
+            scheme = scheme or onnx_int8.DEFAULT_METHOD
+            path = onnx_int8.cached_int8(self.model, onnx_int8.export_dir(cache_dir), scheme)
+            self._session = onnx_int8.OnnxStates(path)
+        else:
+            scheme = scheme or DEFAULT_SCHEME
+            quantize_linear_layers(self.model, scheme)
+            self.model.eval()
         self.precision, self._scheme = precision, scheme
 
     def _add_markers(self) -> None:
@@ -223,6 +238,8 @@ class TextEncoder(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Token states [B, L, d]; no gradient when the encoder is frozen."""
         tracked = self.finetune and self.precision == "fp32" and torch.is_grad_enabled()
+        if self._session is not None:  # int8-onnx
+            return self._session(input_ids, attention_mask).to(input_ids.device)
         with torch.set_grad_enabled(tracked):
             return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 

@@ -54,7 +54,7 @@ def final_model(model: nn.Module, config: Config, run: Path) -> nn.Module:
     """A run's model (best weights loaded) as it answers: with the score ensemble and the
     type prior the run chose, and every text encoder in it at `text.precision`."""
     wrapped = with_type_prior(with_ensemble(model, config, run), config, run)
-    return set_precision(wrapped, config.text.precision)
+    return set_precision(wrapped, config.text.precision, cache_dir=run / "onnx")
 
 
 def load_final_model(run: Path, data_dir: str | None = None) -> tuple[Prepared, nn.Module, torch.device]:
