@@ -67,7 +67,8 @@ def test_config_accepts_precision(value):
 
 
 def test_config_refuses_an_unknown_precision_naming_the_key():
-    with pytest.raises(ConfigError, match=r"text.precision = 'fp16': expected one of \['fp32', 'int8', 'int8-onnx'\]"):
+    with pytest.raises(ConfigError,
+                       match=r"text.precision = 'fp16': expected one of \['fp32', 'int8', 'int8-onnx'\]"):
         load_config(None, ["text.precision=fp16"])
 
 
@@ -129,7 +130,8 @@ def test_set_precision_reaches_every_encoder_once_and_refuses_unknown_values():
     fp32 = encoder.identity
     set_precision(holder, "int8")
     assert encoder.precision == "int8" and encoder.identity == f"{fp32}|int8-per_channel"
-    with pytest.raises(ValueError, match=r"precision = 'int4': expected one of \['fp32', 'int8', 'int8-onnx'\]"):
+    with pytest.raises(ValueError,
+                       match=r"precision = 'int4': expected one of \['fp32', 'int8', 'int8-onnx'\]"):
         set_precision(holder, "int4")
 
 
