@@ -115,12 +115,18 @@ def quantize(source: Path, target: Path, method: str = DEFAULT_METHOD) -> Path:
     return target
 
 
-def cached_int8(model: nn.Module, cache_dir: Path, method: str = DEFAULT_METHOD) -> Path:
-    """The int8 ONNX file of `model` under `cache_dir`, exported and quantised on first use."""
+def export_path(model: nn.Module, cache_dir: Path, method: str = DEFAULT_METHOD) -> Path:
+    """Where the int8 export of `model` lives under `cache_dir`: named by a hash of its
+    weights, the method, the block size, the onnxruntime version and the opset."""
     ort = _ort()
     key = hashlib.sha256(f"{weights_digest(model)}|{method}|{BLOCK_SIZE}|ort{ort.__version__}|"
                          f"opset{OPSET}".encode()).hexdigest()[:16]
-    target = Path(cache_dir) / f"text-int8-{method}-{key}.onnx"
+    return Path(cache_dir) / f"text-int8-{method}-{key}.onnx"
+
+
+def cached_int8(model: nn.Module, cache_dir: Path, method: str = DEFAULT_METHOD) -> Path:
+    """The int8 ONNX file of `model` under `cache_dir`, exported and quantised on first use."""
+    target = export_path(model, cache_dir, method)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
