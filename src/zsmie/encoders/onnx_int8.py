@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from zsmie.encoders.cache import default_cache_dir
 from zsmie.errors import ZsmieError
 
 METHODS = ("blockwise", "dynamic")
@@ -166,6 +167,4 @@ def export_dir(cache_dir: str | Path | None) -> Path:
         existing = next((p for p in (cache_dir, *cache_dir.parents) if p.exists()), None)
         if existing is not None and os.access(existing, os.W_OK):
             return cache_dir
-    from zsmie.encoders.cache import default_cache_dir
-
     return default_cache_dir() / "onnx"

@@ -19,6 +19,7 @@ from transformers.utils import logging as hf_logging
 
 from zsmie.data.batching import EncodedText  # the batch's input type, defined below the encoders
 from zsmie.data.sample import DataError, Sample, Span
+from zsmie.encoders import onnx_int8
 from zsmie.encoders.packaged import EncoderError, check_hub, describe_load_failure, resolve_text_model
 from zsmie.encoders.precision import DEFAULT_SCHEME, check_precision, quantize_linear_layers
 
@@ -164,8 +165,6 @@ class TextEncoder(nn.Module):
         self.model.requires_grad_(False)  # `finetune` stays: it tells how the run was trained
         self.model.eval()
         if precision == "int8-onnx":
-            from zsmie.encoders import onnx_int8
-
             scheme = scheme or onnx_int8.DEFAULT_METHOD
             path = onnx_int8.cached_int8(self.model, onnx_int8.export_dir(cache_dir), scheme)
             self._session = onnx_int8.OnnxStates(path)
