@@ -40,6 +40,7 @@ from zsmie.evaluation.run import load_run
 from zsmie.experiments.provenance import command_line, cpu_flags, cpu_model
 from zsmie.io import atomic_write_text
 from zsmie.predict import ZeroShotExtractor
+from zsmie.run_folder import DATA, RESULTS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -56,7 +57,7 @@ def torch_capability() -> str:
 
 def test_samples(run: Path, n: int) -> tuple[list, list[str]]:
     """The first n MNRE sentences of `run`'s test split (in file order), and its test labels."""
-    labels = json.loads((run / "data.json").read_text())["split"]["test"]
+    labels = json.loads((run / DATA).read_text())["split"]["test"]
     samples = [s for s in read_mnre(MNRE) if s.label in labels]
     return [dataclasses.replace(s, image=None) for s in samples[:n]], labels
 
@@ -125,7 +126,7 @@ def accuracy(rec: Path, seeds: list[int], fp32: str) -> list[dict]:
         run = rec / f"seed{seed}"
         int8 = scores(run, "int8", ("test",))["test"]
         if fp32 == "recorded":
-            recorded = json.loads((run / "results.json").read_text())["test"]
+            recorded = json.loads((run / RESULTS).read_text())["test"]
             base = {k: recorded[k] for k in ("f1", "accuracy")}
         else:
             base = scores(run, "fp32", ("test",))["test"]
@@ -137,7 +138,7 @@ def accuracy(rec: Path, seeds: list[int], fp32: str) -> list[dict]:
 
 def schemes(rec: Path, seed: int) -> dict:
     run = rec / f"seed{seed}"
-    recorded = json.loads((run / "results.json").read_text())["val"]["f1"]
+    recorded = json.loads((run / RESULTS).read_text())["val"]["f1"]
     return {"seed": seed, "fp32": recorded,
             **{s: scores(run, "int8", ("val",), scheme=s)["val"]["f1"]
                for s in ("per_channel", "per_tensor")}}

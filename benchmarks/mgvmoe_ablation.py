@@ -25,6 +25,7 @@ from zsmie.experiments.runner import load_grid, run_grid
 from zsmie.experiments.significance import paired_difference
 from zsmie.experiments.tables import results_table
 from zsmie.io import atomic_write_text
+from zsmie.run_folder import METRICS
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "MG-VMoE"
@@ -68,7 +69,7 @@ def paired_section(grid, records: list[dict]) -> tuple[list[str], str]:
 def epoch_values(run: Path) -> list[dict[str, float]]:
     """Per epoch: the logged loss terms and scalar diagnostics, and the expert load range."""
     values = []
-    for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (run / METRICS).read_text(encoding="utf-8").splitlines():
         epoch = json.loads(line)
         flat = {**epoch["train"], **epoch.get("diagnostics", {})}
         entry = {k: flat[k] for k in DIAGNOSTICS if k in flat}

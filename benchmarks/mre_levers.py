@@ -37,6 +37,7 @@ from zsmie.experiments.runner import Grid, load_grid, run_grid, write_table
 from zsmie.experiments.tables import mean_std
 from zsmie.io import atomic_write_text
 from zsmie.models.pipeline import read_weights
+from zsmie.run_folder import RESULTS
 from zsmie.training.robust import (
     FINETUNED_FILE,
     best_pair,
@@ -79,7 +80,7 @@ def variant_settings(val_f1: dict[str, float]) -> dict[str, tuple[float, float, 
 def variant_records(cell: Path) -> dict[str, dict]:
     """The four variants of one fine-tuned run, scored on test at their validation choice
     (kept in the cell's levers.json, tied to its results.json by hash)."""
-    text = (cell / "results.json").read_text(encoding="utf-8")
+    text = (cell / RESULTS).read_text(encoding="utf-8")
     digest = hashlib.sha256(text.encode()).hexdigest()
     kept = cell / "levers.json"
     if kept.is_file():

@@ -44,6 +44,7 @@ from zsmie.data.batching import SampleDataset, collate
 from zsmie.data.datasets import demo_path
 from zsmie.io import atomic_write_text
 from zsmie.predict import ZeroShotExtractor
+from zsmie.run_folder import RUN_WEIGHTS
 from zsmie.serving.stream import scored_chunks
 
 HERE = Path(__file__).resolve().parent
@@ -103,7 +104,7 @@ def tiny_run(work: Path) -> Path:
                          num_attention_heads=2, intermediate_size=128)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     run = work / "tiny-run"
-    if (run / "best.safetensors").is_file():
+    if (run / RUN_WEIGHTS).is_file():
         return run
     subprocess.run([sys.executable, "-m", "zsmie", "demo", "--out", str(run), "--set",
                     f"text.model='{folder}'", "--set", "train.epochs=1", "--set",

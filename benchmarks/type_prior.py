@@ -33,7 +33,6 @@ import csv
 import io
 import json
 import logging
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -43,7 +42,6 @@ import torch
 from zsmie.config import load_config
 from zsmie.data.types import types_from_name
 from zsmie.evaluation.protocols import (
-    TRAINED_FILES,
     open_parts,
     open_result,
     result_file,
@@ -56,6 +54,7 @@ from zsmie.io import atomic_write_json, atomic_write_text
 from zsmie.models.base import HeadOutput
 from zsmie.models.pipeline import WrappedModel
 from zsmie.models.typing import TypePriored
+from zsmie.run_folder import CONFIG, METRICS, RESULTS, TYPE_PRIOR, copy_trained
 from zsmie.training.trainer import train
 from zsmie.training.type_prior import fit_run
 
@@ -90,11 +89,11 @@ TITLES = {"free": "Training-free (descriptions)", "recommended": "Recommended (d
 def run_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict:
     """The cell's run (trained if absent) with its type prior (chosen if absent)."""
     out = runs / row / f"seed{seed}"
-    if not (out / "results.json").is_file():
+    if not (out / RESULTS).is_file():
         budget = []
         if row in LEVERS:  # the same optimisation steps as the row it adds a lever to
             run_cell(LEVERS[row], seed, runs, data_dir)
-            base = runs / LEVERS[row] / f"seed{seed}" / "metrics.jsonl"
+            base = runs / LEVERS[row] / f"seed{seed}" / METRICS
             first = json.loads(base.read_text(encoding="utf-8").splitlines()[0])
             budget = [f"train.steps_per_epoch={first['steps']}"]
         # trained without the search: fit_run below chooses it and keeps the figures without
@@ -103,10 +102,10 @@ def run_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict:
                               *ROWS[row], *budget])
         config.data.dir = data_dir
         train(config, out, overwrite=out.exists())
-    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    results = json.loads((out / RESULTS).read_text(encoding="utf-8"))
     if "without_type_prior" not in results:
         fit_run(out, data_dir)
-        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        results = json.loads((out / RESULTS).read_text(encoding="utf-8"))
     return results
 
 
@@ -273,9 +272,8 @@ def open_cell(row: str, seed: int, runs: Path, data_dir: str) -> dict[str, dict]
     if not all(path.is_file() for path in done.values()):
         for prior, copy in copies.items():
             copy.mkdir(parents=True, exist_ok=True)
-            for name in (*TRAINED_FILES, "config.toml", "results.json"):
-                if (source / name).is_file() and not (prior == "without" and name == "type_prior.json"):
-                    shutil.copy2(source / name, copy / name)
+            copy_trained(source, copy, also=(CONFIG, RESULTS),
+                         leave_out=(TYPE_PRIOR,) if prior == "without" else ())
         prepared, model, device = load_final_model(copies["with"], data_dir)
         both = isinstance(model, TypePriored)  # a weight of 0 leaves the model as it was
         parts, dealt = open_parts(prepared)

@@ -3,7 +3,8 @@ imports it back. Read from the source (ast), in-function imports included, so a 
 in a function body is caught too.
 
     model code:   data <- encoders <- layers/losses <- models     (errors, io: leaves)
-    application:  config, assemble, evaluation, training, experiments, predict, serving, cli
+    application:  config, assemble, pretrained, evaluation, training, experiments, predict,
+                  serving, cli, run_folder
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "zsmie"
 LOWER = ("data", "encoders", "layers", "losses", "models")
 APPLICATION = ("config", "training", "evaluation", "experiments", "serving", "assemble",
-               "predict", "cli", "run_folder")
+               "predict", "cli", "run_folder", "pretrained")
 # In-function imports of zsmie modules that remain, and why: the CLI loads a command's
 # modules (torch, transformers: seconds) only when that command runs, so `zsmie --help`,
 # `zsmie data check` and `zsmie splits` start fast. Nothing imports the CLI, so these close

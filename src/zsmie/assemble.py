@@ -249,20 +249,21 @@ def with_extra_relations(config: Config, split: LabelSplit, parts: dict[str, lis
 
 
 def prepare(config: Config, device: torch.device | None = None,
-            weights: Path | None = None) -> Prepared:
-    """The config's data, split and encoded, and its model. `weights` (a finished run's
-    best.safetensors) load before anything is encoded, and the text encoder then runs at
-    `text.precision`, so that frozen-encoder features are those of the final encoder."""
+            model: ZeroShotModel | None = None, onnx_dir: Path | None = None) -> Prepared:
+    """The config's data, split and encoded, and its model: `model` (a finished run's, its
+    weights loaded: zsmie.pretrained.core_model) with its text encoder at `text.precision`
+    before anything is encoded, so that frozen-encoder features are those of the final
+    encoder (int8-onnx exports under `onnx_dir`: the run's); else one built from the config."""
     samples = load_samples(config)
     split, parts = split_parts(config, samples)
     parts = {name: cap_per_label(part, config.data.max_per_label) for name, part in parts.items()}
     parts["val"] = cap_per_label(parts["val"], config.data.val_max_per_label)
-    model = build_model(config)
+    trained = model is not None
+    model = model if trained else build_model(config)
     if device is not None:
         model.to(device)
-    if weights is not None:
-        model.load(weights)
-        set_precision(model, config.text.precision, cache_dir=weights.parent / "onnx")
+    if trained:
+        set_precision(model, config.text.precision, cache_dir=onnx_dir)
     split, parts, extra_texts = with_extra_relations(config, split, parts, model.text)
     none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)

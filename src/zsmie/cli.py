@@ -17,7 +17,7 @@ from zsmie.choices import PRECISIONS
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
 from zsmie.errors import ZsmieError
-from zsmie.run_folder import claim_run
+from zsmie.run_folder import TRAIN_LOG, claim_run
 
 
 class _HelpFlag:
@@ -75,7 +75,7 @@ def _setup_logging(run_dir: Path | None = None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if run_dir is not None and _main_process():  # the others must not write before its claim
         run_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(run_dir / "train.log", encoding="utf-8"))
+        handlers.append(logging.FileHandler(run_dir / TRAIN_LOG, encoding="utf-8"))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=handlers, force=True,

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
-import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from zsmie.assemble import build_model, label_text_map
+from zsmie.assemble import label_text_map
 from zsmie.config import Config
 from zsmie.data.batching import EncodedText, SampleDataset, collate
 from zsmie.data.images import apply_image_policy
@@ -37,13 +35,20 @@ from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
 from zsmie.data.types import LabelTexts, Types, parse_labels, types_from_name
-from zsmie.encoders.precision import set_precision
 from zsmie.evaluation.inference import run_model
-from zsmie.evaluation.open_set import NONE_OF_THESE, OPEN_SET_FILE
-from zsmie.evaluation.run import load_run_config
-from zsmie.models.ensemble import with_ensemble
-from zsmie.models.pipeline import ZeroShotModel
-from zsmie.models.typing import with_type_prior
+from zsmie.evaluation.open_set import NONE_OF_THESE
+from zsmie.models.pipeline import WrappedModel, ZeroShotModel
+from zsmie.pretrained import (
+    CALIBRATIONS,
+    Inference,
+    ModelFolder,
+    answering_model,
+    core_model,
+    read_folder,
+    save_folder,
+    save_model,
+)
+from zsmie.run_folder import OPEN_SET
 
 log = logging.getLogger(__name__)
 # the end of a missing or unreadable image's error under images="error" (zsmie predict's options)
@@ -109,47 +114,6 @@ class LabelSet:
         return out
 
 
-CALIBRATIONS = {
-    "real-none": "calibrated on real 'None' samples (zsmie evaluate --protocol open)",
-    "leave-one-label-out": "calibrated by leaving each validation sample's label out "
-                           "(no real 'None' samples)",
-}
-
-
-def _read_threshold(run: Path) -> tuple[float | None, str | None, str | None]:
-    """The run's open-set threshold, how it was calibrated, and the none class's text when
-    the threshold is on the margin over it ((None, None, None): not calibrated). Records
-    written before the field existed are leave-one-label-out calibrations."""
-    path = run / OPEN_SET_FILE
-    if not path.is_file():
-        return None, None, None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        threshold = record["threshold"]
-        calibration = record.get("calibration", "leave-one-label-out")
-        none_text = record.get("none_text")
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not an open-set record ({type(exc).__name__})") from None
-    if not isinstance(threshold, int | float) or not math.isfinite(threshold):
-        raise DataError(f"{path}: field 'threshold' should be a finite number, got {threshold!r}")
-    if calibration not in CALIBRATIONS:
-        raise DataError(f"{path}: field 'calibration' should be one of {sorted(CALIBRATIONS)}, "
-                        f"got {calibration!r}")
-    if none_text is not None and not (isinstance(none_text, str) and none_text.strip()):
-        raise DataError(f"{path}: field 'none_text' should be a non-empty string, got {none_text!r}")
-    return float(threshold), calibration, none_text
-
-
-def _training_texts(run: Path) -> set[str]:
-    """Labels (and their label texts) the run was trained on, from data.json where present."""
-    path = run / "data.json"
-    if not path.is_file():
-        return set()
-    data = json.loads(path.read_text(encoding="utf-8"))
-    train = data.get("split", {}).get("train", [])
-    return set(train) | {data.get("label_text", {}).get(label, label) for label in train}
-
-
 def concat_prototypes(parts: Sequence[Any]) -> Any:
     """Label sides of several label lists -> the label side of them all, in order: tensors are
     concatenated along the labels, lists and tuples joined, dataclasses field by field (the
@@ -209,24 +173,58 @@ class ZeroShotExtractor:
         self.on_batch: Callable[[int], object] | None = None
         # score a call's samples sorted by token length (less padding), answers in input order
         self.by_length = False
+        # the folder it was read from (from_pretrained); save_pretrained copies its weights
+        self.folder: ModelFolder | None = None
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        precision: str | None = None) -> ZeroShotExtractor:
+        """Load a saved model (`save_pretrained`: config.toml, model.safetensors,
+        inference.json) or a finished run folder (config.toml, best.safetensors, and the
+        ensemble.json, type_prior.json and open_set.json it chose), with zsmie.pretrained.
+
+        `precision`: "fp32" or "int8" (zsmie.encoders.precision; CPU only); None: the model's
+        `text.precision` (fp32 unless its config says otherwise)."""
+        overrides = [] if precision is None else [f'text.precision="{precision}"']
+        folder = read_folder(path, overrides=overrides)
+        model = answering_model(core_model(folder, device), folder).to(device).eval()
+        open_set = folder.inference.threshold()
+        extractor = cls(folder.config, model,
+                        None if open_set is None else open_set.threshold,
+                        folder.inference.training_texts(), device,
+                        None if open_set is None else open_set.calibration,
+                        None if open_set is None else open_set.none_text)
+        extractor.folder = folder
+        return extractor
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | torch.device = "cpu",
                  precision: str | None = None) -> ZeroShotExtractor:
-        """Load a finished run folder (config.toml + best.safetensors, open_set.json if any).
+        """`from_pretrained` under its earlier name (a run folder or a saved model)."""
+        return cls.from_pretrained(run_dir, device, precision)
 
-        `precision`: "fp32" or "int8" (zsmie.encoders.precision; CPU only); None: the run's
-        `text.precision` (fp32 unless its config says otherwise)."""
-        run = Path(run_dir)
-        overrides = [] if precision is None else [f'text.precision="{precision}"']
-        config = load_run_config(run, overrides=overrides)
-        model = build_model(config)
-        model.load(run / "best.safetensors")
-        model = with_type_prior(with_ensemble(model, config, run), config, run)
-        model.to(device).eval()
-        set_precision(model, config.text.precision, cache_dir=run / "onnx")
-        threshold, calibration, none_text = _read_threshold(run)
-        return cls(config, model, threshold, _training_texts(run), device, calibration, none_text)
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write this model as a model folder: config.toml, model.safetensors, inference.json
+        (ensemble weight, WiSE-FT alpha, type prior, open-set threshold, label texts) and a
+        README.md model card; `from_pretrained(path)` loads it back, answering the same.
+        An extractor read from a folder writes that folder's weights byte for byte."""
+        if self.folder is not None:
+            return save_folder(self.folder, path)
+        if isinstance(self.model, WrappedModel):  # its ensemble / type prior records are unknown
+            raise ValueError("save_pretrained: this extractor was built around a wrapped model "
+                             "(a score ensemble or type prior); load it with from_pretrained to "
+                             "save it")
+        if self.precision != "fp32":
+            raise ValueError(f"save_pretrained: the model runs at {self.precision}; save it at fp32")
+        open_set = None
+        if self.threshold is not None:
+            open_set = {"threshold": self.threshold,
+                        "calibration": self.calibration or "leave-one-label-out"}
+            if self.none_text:
+                open_set["none_text"] = self.none_text
+        inference = Inference(ensemble={"weight": 0.0} if self.config.model.ensemble_weight else None,
+                              open_set=open_set)
+        return save_model(path, self.config, inference, None, model=self.model)
 
     def label_texts(self, labels: Sequence[str], descriptions: Descriptions = None) -> list[str]:
         """The text each label's prototype is built from (run's label_text, or descriptions)."""
@@ -445,7 +443,7 @@ class ZeroShotExtractor:
     def _open_set_threshold(self, labels: list[str]) -> float:
         if self.threshold is None:
             raise DataError(
-                f"this run has no {OPEN_SET_FILE}: run `zsmie calibrate --run RUN` first "
+                f"this run has no {OPEN_SET}: run `zsmie calibrate --run RUN` first "
                 "(it needs the run's validation data)"
             )
         if NONE_OF_THESE in labels:

@@ -23,10 +23,11 @@ from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
+from zsmie.run_folder import OPEN_SET
 
 log = logging.getLogger(__name__)
 NONE_OF_THESE = "none of these"
-OPEN_SET_FILE = "open_set.json"
+OPEN_SET_FILE = OPEN_SET  # the name it had before zsmie.run_folder spelt it
 
 
 def _macro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
@@ -155,7 +156,7 @@ def calibrate_prepared(prepared, model: ZeroShotModel, out_dir: Path, device) ->
         return None
     record = calibrate(model, prepared.datasets["val"], labels, prepared.texts("val"),
                        prepared.config.train.eval_batch_size, device)
-    atomic_write_json(Path(out_dir) / OPEN_SET_FILE, record)
+    atomic_write_json(Path(out_dir) / OPEN_SET, record)
     log.info("open set: threshold %.4f (validation macro-F1 %.4f with 'none')",
              record["threshold"], record["macro_f1"])
     return record

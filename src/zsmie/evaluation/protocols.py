@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from zsmie.data.open_world import hold_out_seen, null_samples_by_part
 from zsmie.data.sample import Sample
 from zsmie.data.types import LabelTexts, types_from_name
 from zsmie.evaluation.inference import label_prototypes, run_model
-from zsmie.evaluation.open_set import OPEN_SET_FILE, choose_threshold
+from zsmie.evaluation.open_set import choose_threshold
 from zsmie.evaluation.open_world import (
     choose_stacking_constant,
     generalized_metrics,
@@ -45,7 +44,16 @@ from zsmie.evaluation.plots import pr_figure
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
-from zsmie.run_folder import claim_run
+from zsmie.run_folder import (
+    CONFIG,
+    OPEN_PR,
+    OPEN_SET,
+    RESULTS,
+    claim_run,
+    copy_trained,
+    open_world_file,
+    read_record,
+)
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("open", "generalized")
@@ -54,7 +62,7 @@ PR_POINTS = 200  # points of the stored precision-recall curve
 
 
 def result_file(protocol: str) -> str:
-    return f"open_world_{protocol}.json"
+    return open_world_file(protocol)
 
 
 def score_samples(
@@ -89,10 +97,9 @@ def _stored_curve(scores: np.ndarray, gold: np.ndarray) -> dict:
 
 def _earlier_threshold(run: Path) -> dict | None:
     """The run's open_set.json when it is a leave-one-label-out calibration (not ours)."""
-    path = run / OPEN_SET_FILE
-    if not path.is_file():
+    record = read_record(run / OPEN_SET, "an open-set record")
+    if record is None:
         return None
-    record = json.loads(path.read_text(encoding="utf-8"))
     if record.get("calibration") == REAL_NONE:
         return record.get("leave_one_label_out")
     return record
@@ -149,7 +156,7 @@ def open_result(prepared: Prepared, scored: dict[str, tuple[list[str], np.ndarra
     if earlier is not None and "threshold" in earlier and not none:  # not on margins
         result["test_leave_one_label_out"] = open_metrics(test_scores, test_gold, test_labels,
                                                           float(earlier["threshold"]))
-    atomic_write_json(run / OPEN_SET_FILE, {
+    atomic_write_json(run / OPEN_SET, {
         "threshold": threshold, "calibration": REAL_NONE,
         **({"none_text": config.open_world.none_text,
             "rule": "answer the top label when its score minus the score of none_text's "
@@ -161,7 +168,7 @@ def open_result(prepared: Prepared, scored: dict[str, tuple[list[str], np.ndarra
         "none_samples": int((val_gold == len(labels)).sum()),
         "leave_one_label_out": earlier,
     })
-    pr_figure({"test": result}, run / "open_pr.png", title=f"open protocol, seed {config.seed}")
+    pr_figure({"test": result}, run / OPEN_PR, title=f"open protocol, seed {config.seed}")
     return result
 
 
@@ -218,12 +225,6 @@ def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | No
     return evaluate_protocol_prepared(prepared, model, protocol, run, device)
 
 
-# What an open-protocol copy of a zero-shot run keeps: its training (not the checkpoint).
-TRAINED_FILES = ("best.safetensors", "finetuned.safetensors", "ensemble.json", "type_prior.json",
-                 "data.json",
-                 "metrics.jsonl", "open_set.json", "train.log")
-
-
 def trains_as_zero_shot(config: Config) -> bool:
     """The open protocol leaves training as in the zero-shot protocol (the None samples are
     only scored, at validation and test), so a zero-shot run of the same config is its run."""
@@ -238,19 +239,17 @@ def open_run_from_zero_shot(source: str | Path, run: str | Path, config: Config)
     source, run = Path(source), Path(run)
     if not trains_as_zero_shot(config):
         raise ConfigError(f"{run}: protocol = {config.protocol!r} does not train as zero-shot")
-    if not (source / "results.json").is_file():
-        raise FileNotFoundError(f"{source}: no results.json; not a finished run")
+    if not (source / RESULTS).is_file():
+        raise FileNotFoundError(f"{source}: no {RESULTS}; not a finished run")
     twin = dataclasses.replace(config, protocol="zero_shot")
-    if config_to_dict(load_config(source / "config.toml")) != config_to_dict(twin):
+    if config_to_dict(load_config(source / CONFIG)) != config_to_dict(twin):
         raise ConfigError(f"{source}: not a zero-shot run of this config (config.toml differs)")
     with claim_run(run, overwrite=True):
-        for name in TRAINED_FILES:
-            if (source / name).is_file():
-                shutil.copy2(source / name, run / name)
-        save_config(config, run / "config.toml")
-        results = json.loads((source / "results.json").read_text(encoding="utf-8"))
+        copy_trained(source, run)
+        save_config(config, run / CONFIG)
+        results = json.loads((source / RESULTS).read_text(encoding="utf-8"))
         prepared, model, device = load_final_model(run)
         results["open_world"] = evaluate_protocol_prepared(prepared, model, "open", run, device)
         results["trained_in"] = str(source)
-        atomic_write_json(run / "results.json", results)
+        atomic_write_json(run / RESULTS, results)
     return results

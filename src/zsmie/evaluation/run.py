@@ -1,4 +1,4 @@
-"""Re-evaluate a finished run from its folder: config.toml + best.safetensors."""
+"""Re-evaluate a finished run (or a saved model) from its folder, read by zsmie.pretrained."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
-from zsmie.config import Config, load_config
-from zsmie.encoders.precision import set_precision
+from zsmie.config import Config
 from zsmie.evaluation.inference import evaluate_part
-from zsmie.models.ensemble import with_ensemble
-from zsmie.models.pipeline import read_weights
-from zsmie.models.typing import with_type_prior
+from zsmie.pretrained import answering_model, core_model, read_folder
+from zsmie.run_folder import ONNX
 
 
 @dataclass
@@ -35,49 +33,37 @@ class LoadedRun:
 def load_run_config(
     run: Path, data_dir: str | None = None, overrides: list[str] | None = None
 ) -> Config:
-    """The resolved config of a finished run folder (config.toml + best.safetensors).
+    """The resolved config of a finished run folder or model folder (zsmie.pretrained).
 
     `overrides` change evaluation-time settings (`model.force_expert=3`); overriding
     anything that shapes the weights makes loading them fail with a clear error.
     """
-    for name in ("config.toml", "best.safetensors"):
-        if not (run / name).is_file():
-            raise FileNotFoundError(f"{run}: no {name}; is this a finished zsmie run folder?")
-    read_weights(run / "best.safetensors", header_only=True)  # fail before the data is read
-    config = load_config(run / "config.toml", overrides, set_flag="--set")  # zsmie evaluate --set
-    if data_dir:
-        config.data.dir = str(data_dir)
-    return config
+    return read_folder(run, overrides, data_dir).config
 
 
-def final_model(model: nn.Module, config: Config, run: Path) -> nn.Module:
-    """A run's model (best weights loaded) as it answers: with the score ensemble and the
-    type prior the run chose, and every text encoder in it at `text.precision`."""
-    wrapped = with_type_prior(with_ensemble(model, config, run), config, run)
-    return set_precision(wrapped, config.text.precision, cache_dir=run / "onnx")
-
-
-def load_final_model(run: Path, data_dir: str | None = None) -> tuple[Prepared, nn.Module, torch.device]:
-    """A finished run's prepared data and its final model (best weights, and the score
-    ensemble when the run chose one) on the run's device, without Accelerate's wrapping:
-    what open-set calibration and the open-world protocols read."""
-    config = load_run_config(run, data_dir)
-    device = make_accelerator(config).device
-    prepared = prepare(config, device, run / "best.safetensors")
-    return prepared, final_model(prepared.model, config, run).to(device), device
+def load_final_model(run: Path, data_dir: str | None = None, type_prior: bool = True
+                     ) -> tuple[Prepared, nn.Module, torch.device]:
+    """A finished run's prepared data and its final model (its weights, and the score
+    ensemble and type prior when the run chose them; without the type prior for
+    `type_prior=False`) on the run's device, without Accelerate's wrapping: what open-set
+    calibration, the type-prior fit and the open-world protocols read."""
+    folder = read_folder(run, data_dir=data_dir)
+    device = make_accelerator(folder.config).device
+    prepared = prepare(folder.config, device, core_model(folder, device), folder.path / ONNX)
+    return prepared, answering_model(prepared.model, folder, type_prior).to(device), device
 
 
 def load_run(
     run_dir: str | Path, data_dir: str | None = None, overrides: list[str] | None = None
 ) -> LoadedRun:
-    """Rebuild `run_dir`'s data and model from config.toml and load best.safetensors."""
-    run = Path(run_dir)
-    config = load_run_config(run, data_dir, overrides)
-    accelerator = make_accelerator(config)
+    """Rebuild `run_dir`'s data and its model as it answers (zsmie.pretrained)."""
+    folder = read_folder(run_dir, overrides, data_dir)
+    accelerator = make_accelerator(folder.config)
     with accelerator.main_process_first():
-        prepared = prepare(config, accelerator.device, run / "best.safetensors")
-    data = loaders(prepared, config)
-    model = final_model(prepared.model, config, run)
+        prepared = prepare(folder.config, accelerator.device, core_model(folder, accelerator.device),
+                           folder.path / ONNX)
+    data = loaders(prepared, folder.config)
+    model = answering_model(prepared.model, folder)
     model, val_loader, test_loader = accelerator.prepare(model, data["val"], data["test"])
     return LoadedRun(prepared, accelerator, model, {"val": val_loader, "test": test_loader})
 

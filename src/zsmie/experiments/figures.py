@@ -28,6 +28,7 @@ from zsmie.evaluation.plots import pr_figure, save_figure  # noqa: F401 (pr_figu
 from zsmie.evaluation.run import evaluate_run, load_run
 from zsmie.experiments.runner import collect_records, load_grid
 from zsmie.experiments.tables import mean_std
+from zsmie.run_folder import CONFIG, RESULTS
 
 MODEL_NAMES = {
     "proto": "Proto",
@@ -59,7 +60,7 @@ def sweep_points(records: Sequence[dict], key: str) -> list[dict]:
     """
     by_value: dict[Any, list[dict]] = defaultdict(list)
     for record in records:
-        config = load_config(Path(record["dir"]) / "config.toml")
+        config = load_config(Path(record["dir"]) / CONFIG)
         by_value[config_value(config, key)].append(record)
     if not by_value:
         raise ValueError(f"no finished runs to plot against {key!r}")
@@ -111,7 +112,7 @@ def expert_metrics(
     run_dir: str | Path, data_dir: str | None = None, part: str = "test"
 ) -> list[dict]:
     """Metrics of a trained MG-VMoE run with each single expert forced on, experts 0..K-1."""
-    config = load_config(Path(run_dir) / "config.toml")
+    config = load_config(Path(run_dir) / CONFIG)
     if config.model.name != "mgvmoe" or not config.model.vmoe:
         raise ConfigError(f"{run_dir}: not an MG-VMoE run with its VMoE layer "
                           f"(model.name = {config.model.name!r}, model.vmoe = {config.model.vmoe})")
@@ -161,7 +162,7 @@ def experts_figure(
     """Figure 5 for a trained MG-VMoE run; written into the run folder by default."""
     run = Path(run_dir)
     per_expert = expert_metrics(run, data_dir)
-    results = run / "results.json"
+    results = run / RESULTS
     overall = json.loads(results.read_text(encoding="utf-8"))["test"] if results.is_file() else None
     return plot_experts(per_expert, Path(out) if out else run / "experts.png", overall,
                         title=f"{run.name}: single experts forced on (test)")
@@ -247,7 +248,7 @@ def tsne_figure(
         raise ConfigError(f"{len(names)} panel names for {len(runs)} runs: give one per run")
     panels = {}
     for i, run in enumerate(runs):
-        model = load_config(Path(run) / "config.toml").model.name
+        model = load_config(Path(run) / CONFIG).model.name
         title = names[i] if names else f"{MODEL_NAMES.get(model, model)} ({Path(run).name})"
         title = title if title not in panels else f"{title} [{i + 1}]"
         panels[title] = run_embeddings(run, "test", data_dir)

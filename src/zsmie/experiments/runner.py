@@ -36,6 +36,7 @@ from zsmie.config import Config, ConfigError, config_to_dict, load_config, read_
 from zsmie.experiments.provenance import command_line
 from zsmie.experiments.tables import results_table
 from zsmie.io import atomic_write_text
+from zsmie.run_folder import CONFIG, RESULTS
 from zsmie.training.trainer import train
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,10 @@ def load_grid(path: str | Path) -> Grid:
 
 def finished(cell: Path, config: Config) -> bool:
     """A cell is done when its results.json exists and its saved config equals `config`."""
-    if not (cell / "results.json").is_file() or not (cell / "config.toml").is_file():
+    if not (cell / RESULTS).is_file() or not (cell / CONFIG).is_file():
         return False
     try:
-        saved = load_config(cell / "config.toml")
+        saved = load_config(cell / CONFIG)
     except ConfigError:
         return False
     return config_to_dict(saved) == config_to_dict(config)
@@ -175,7 +176,7 @@ def run_grid(grid: Grid, only_rows: list[str] | None = None) -> list[dict]:
 
 
 def cell_record(row: Row, seed: int, cell: Path) -> dict:
-    results = json.loads((cell / "results.json").read_text(encoding="utf-8"))
+    results = json.loads((cell / RESULTS).read_text(encoding="utf-8"))
     return {"row": row.name, "seed": seed, "dir": str(cell), **results}
 
 
@@ -189,7 +190,7 @@ def collect_records(grid: Grid, only_rows: list[str] | None = None) -> list[dict
     records = []
     for row, seed in selected_cells(grid, only_rows):
         cell: Path | None = grid.cell_dir(row, seed)
-        if not (cell / "results.json").is_file():
+        if not (cell / RESULTS).is_file():
             cell = finished_elsewhere(grid.out, grid.cell_config(row, seed))
         if cell is not None:
             records.append(cell_record(row, seed, cell))

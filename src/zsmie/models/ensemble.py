@@ -6,14 +6,12 @@ z standardises each sample's scores over the candidate labels (mean 0, std 1), s
 weight w means the same whatever the trained model's score scale (dot, cosine x 10, ...);
 w = 0 ranks as the trained model, w = 1 as the training-free baseline. The weight comes from
 the config (`model.ensemble_weight`) or, chosen on validation after training
-(`train.ensemble_search`), from the run folder's `ensemble.json`.
+(`train.ensemble_search`), from the run's records (zsmie.pretrained reads them).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -24,7 +22,6 @@ from zsmie.models.pipeline import WrappedModel, ZeroShotModel
 from zsmie.models.similarity import SentenceSimilarity
 
 # The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
-ENSEMBLE_FILE = "ensemble.json"
 
 
 def standardise(scores: Tensor) -> Tensor:
@@ -85,21 +82,8 @@ class ScoreEnsemble(WrappedModel):
         return HeadOutput(scores, out.embedding, out.losses, out.extras)
 
 
-def ensemble_weight(config: Any, run: Path | None = None) -> float:
-    """The run's chosen weight (`ensemble.json`), else the config's `model.ensemble_weight`."""
-    path = None if run is None else Path(run) / ENSEMBLE_FILE
-    if path is not None and path.is_file():
-        return float(json.loads(path.read_text(encoding="utf-8"))["weight"])
-    return config.model.ensemble_weight
-
-
 def ensembled(model: nn.Module, config: Any, weight: float) -> nn.Module:
     """`model` wrapped in a ScoreEnsemble with `weight`, or as it is for a weight of 0."""
     if weight <= 0:
         return model
     return ScoreEnsemble(model, reference_model(model, config), weight)
-
-
-def with_ensemble(model: nn.Module, config: Any, run: Path | None = None) -> nn.Module:
-    """`model` wrapped in a ScoreEnsemble when the run (or config) has a weight above 0."""
-    return ensembled(model, config, ensemble_weight(config, run))

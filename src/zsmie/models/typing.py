@@ -14,16 +14,14 @@ from a mention typer over a type vocabulary:
 A label with an unknown type gets 0 for that side (log 1: it fits any entity). Nothing is
 learnt jointly with the model: any model (training-free, Proto, MG-VMoE, fine-tuned, WiSE-FT,
 ensemble) takes the term, and lambda, the source and the temperature are chosen on validation
-F1 after training (zsmie.training.type_prior) and kept in the run's `type_prior.json`. The
+F1 after training (zsmie.training.type_prior) and kept in the run's records (zsmie.pretrained). The
 idea is the entity-type constraint of NLI-based zero-shot RE (Sainz et al., 2021) and the
 entity matching of RE-Matching (Zhao et al., 2023); it is not part of MG-VMoE's paper.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,7 +34,6 @@ from zsmie.models.base import HeadOutput
 from zsmie.models.pipeline import WrappedModel
 
 # The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
-TYPE_PRIOR_FILE = "type_prior.json"
 SOURCES = ("phrases", "typer", "both")
 MENTION_CACHE = 100_000  # mention strings whose type log-probabilities are kept
 
@@ -185,28 +182,12 @@ def frozen_encoder(model: nn.Module, config: Any) -> TextEncoder:
     return encoder.to(next(model.parameters()).device)
 
 
-def read_type_prior(run: Path | None) -> dict[str, Any] | None:
-    path = None if run is None else Path(run) / TYPE_PRIOR_FILE
-    if path is None or not path.is_file():
-        return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("weight", "source", "temperature", "types"):
-        if key not in record:
-            raise ValueError(f"{path}: field {key!r} missing")
-    return record
-
-
 def typed(model: nn.Module, config: Any, record: dict[str, Any] | None,
           encoder: TextEncoder | None = None) -> nn.Module:
-    """`model` with the type term of `record` (a type_prior.json), or as it is for none or a
+    """`model` with the type term of `record` (a run's type-prior record), or as it is for none or a
     weight of 0. `encoder`: the untouched encoder, when the caller has one at hand."""
     if record is None or float(record["weight"]) == 0:
         return model
     typer = MentionTyper(encoder or frozen_encoder(model, config), record["types"] or DEFAULT_TYPES,
                          record["source"], float(record["temperature"]), record.get("typer"))
     return TypePriored(model, typer, float(record["weight"]))
-
-
-def with_type_prior(model: nn.Module, config: Any, run: Path | None = None) -> nn.Module:
-    """`model` with the run's type prior (`type_prior.json`) when it chose one."""
-    return typed(model, config, read_type_prior(run))

@@ -20,8 +20,12 @@ from safetensors.torch import save_file
 from zsmie.errors import CheckpointError
 from zsmie.io import atomic_write, atomic_write_json, read_json_records
 from zsmie.models.pipeline import read_weights
-
-CHECKPOINT = "checkpoint"
+from zsmie.run_folder import (
+    CHECKPOINT,
+    CHECKPOINT_OPTIMIZER,
+    CHECKPOINT_STATE,
+    CHECKPOINT_WEIGHTS,
+)
 
 
 @dataclass
@@ -52,9 +56,9 @@ def save_checkpoint(run: Path, model, optimizer, state: TrainState) -> None:
     folder = run / CHECKPOINT
     weights = {f"model.{k}": v for k, v in model.trainable_state_dict().items()}
     weights.update({f"rng.{k}": v for k, v in rng_state().items()})
-    atomic_write(folder / "last.safetensors", lambda tmp: save_file(weights, str(tmp)))
-    atomic_write(folder / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
-    atomic_write_json(folder / "state.json", asdict(state))
+    atomic_write(folder / CHECKPOINT_WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
+    atomic_write(folder / CHECKPOINT_OPTIMIZER, lambda tmp: torch.save(optimizer.state_dict(), tmp))
+    atomic_write_json(folder / CHECKPOINT_STATE, asdict(state))
 
 
 def read_state(path: Path) -> TrainState:
@@ -74,16 +78,16 @@ def read_state(path: Path) -> TrainState:
 def load_checkpoint(run: Path, model, optimizer) -> TrainState:
     """Restore weights, optimiser and RNG; a run without a checkpoint starts at epoch 0."""
     folder = run / CHECKPOINT
-    if not (folder / "state.json").is_file():
+    if not (folder / CHECKPOINT_STATE).is_file():
         return TrainState()
-    state = read_state(folder / "state.json")
-    tensors = read_weights(folder / "last.safetensors")
+    state = read_state(folder / CHECKPOINT_STATE)
+    tensors = read_weights(folder / CHECKPOINT_WEIGHTS)
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_trainable(weights, str(folder / "last.safetensors"))
+    model.load_trainable(weights, str(folder / CHECKPOINT_WEIGHTS))
     try:
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+        optimizer.load_state_dict(torch.load(folder / CHECKPOINT_OPTIMIZER, weights_only=True))
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"{folder / 'optimizer.pt'}: not this run's optimiser state "
+        raise CheckpointError(f"{folder / CHECKPOINT_OPTIMIZER}: not this run's optimiser state "
                         f"({type(exc).__name__}); the checkpoint is damaged") from None
     set_rng_state({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")})
     return state

@@ -27,12 +27,13 @@ from zsmie.assemble import build_model
 from zsmie.config import Config
 from zsmie.evaluation.inference import Predictions, label_prototypes, metrics_of, run_model
 from zsmie.io import atomic_write_json
-from zsmie.models.ensemble import ENSEMBLE_FILE, mix_scores, reference_model
+from zsmie.models.ensemble import mix_scores, reference_model
+from zsmie.run_folder import ENSEMBLE, FINETUNED_WEIGHTS, RUN_WEIGHTS
 
 log = logging.getLogger(__name__)
 WISE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 ENSEMBLE_GRID = tuple(i / 10 for i in range(11))
-FINETUNED_FILE = "finetuned.safetensors"  # the fine-tuned end (alpha = 1) when a < 1 is chosen
+FINETUNED_FILE = FINETUNED_WEIGHTS  # the fine-tuned end (alpha = 1) when a < 1 is chosen
 
 
 def interpolate_weights(
@@ -147,13 +148,13 @@ def choose(config: Config, prepared, core, val_loader, accelerator, out: Path) -
     alpha, weight, val_f1 = best_setting(trained, reference, weights, list(prepared.split.part("val")))
     if accelerator.is_main_process and alpha != 1.0:
         core.load_trainable(finetuned)
-        core.save(out / FINETUNED_FILE, {"model": config.model.name, "text": core.text.identity})
+        core.save(out / FINETUNED_WEIGHTS, {"model": config.model.name, "text": core.text.identity})
     core.load_trainable(interpolate_weights(initial, finetuned, alpha))
     if accelerator.is_main_process:
         metadata = {"model": config.model.name, "text": core.text.identity, "wise_alpha": f"{alpha:g}"}
-        core.save(out / "best.safetensors", metadata)
+        core.save(out / RUN_WEIGHTS, metadata)
         if weight > 0:
-            atomic_write_json(out / ENSEMBLE_FILE, {"weight": weight, "chosen_on": "validation f1"})
+            atomic_write_json(out / ENSEMBLE, {"weight": weight, "chosen_on": "validation f1"})
     log.info("robust fine-tuning: WiSE-FT alpha %g, ensemble weight %g (validation F1 %.4f)",
              alpha, weight, val_f1[f"a={alpha:g} w={weight:g}"])
     return {"wise_alpha": alpha, "ensemble_weight": weight, "val_f1": val_f1}

@@ -31,10 +31,11 @@ from zsmie.evaluation.protocols import evaluate_protocol_prepared
 from zsmie.io import append_jsonl, atomic_write_json
 from zsmie.losses.l2sp import L2SP
 from zsmie.models.ensemble import ensembled
-from zsmie.run_folder import claim_run
+from zsmie.run_folder import CONFIG, DATA, METRICS, RESULTS, RUN_WEIGHTS, claim_run
 from zsmie.training import robust
 from zsmie.training.checkpoint import (
     CHECKPOINT,
+    CHECKPOINT_STATE,
     TrainState,
     load_checkpoint,
     read_state,
@@ -63,7 +64,7 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, out: Pat
 
 def _kept(out: Path) -> str:
     """What a stopped run leaves to use: only the files that were written."""
-    best, state = out / "best.safetensors", out / "checkpoint" / "state.json"
+    best, state = out / RUN_WEIGHTS, out / CHECKPOINT / CHECKPOINT_STATE
     if not best.is_file():
         return "No weights were saved (it stopped before the first validation)"
     kept = f"The last good weights stay in {best}"
@@ -132,8 +133,8 @@ def start_run(config: Config, out: Path, resume: bool, main: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if resume:
         return
-    save_config(config, out / "config.toml")
-    (out / "metrics.jsonl").write_text("", encoding="utf-8")  # a fresh log per run
+    save_config(config, out / CONFIG)
+    (out / METRICS).write_text("", encoding="utf-8")  # a fresh log per run
 
 
 def train(config: Config, out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
@@ -183,7 +184,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
     with accelerator.main_process_first():  # the others then read the feature cache it wrote
         prepared: Prepared = prepare(config, accelerator.device)
     if main:
-        atomic_write_json(out / "data.json", prepared.data_summary())
+        atomic_write_json(out / DATA, prepared.data_summary())
     head = prepared.model.head
     params = [p for p in prepared.model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params or [torch.zeros(0, requires_grad=True)],
@@ -200,14 +201,14 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
     if resume:
         log.info("resuming %s after epoch %d (best %d)", out, state.epoch, state.best_epoch)
         if main:
-            trim_metrics(out / "metrics.jsonl", state.epoch)
+            trim_metrics(out / METRICS, state.epoch)
     cache: dict = {}
     train_texts = prepared.texts("train")
     metadata = {"model": config.model.name, "text": core.text.identity}
     if not head.trainable:  # nothing to train: evaluated as built
         state.stopped = True
         if main:
-            core.save(out / "best.safetensors", metadata)
+            core.save(out / RUN_WEIGHTS, metadata)
 
     while not state.stopped and state.epoch < config.train.epochs:
         epoch = state.epoch + 1
@@ -225,13 +226,13 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         if improved:
             state.best_f1, state.best_epoch, state.waited = val["f1"], epoch, 0
             if main:
-                core.save(out / "best.safetensors", metadata)
+                core.save(out / RUN_WEIGHTS, metadata)
         else:
             state.waited += 1
         state.epoch = epoch
         state.stopped = state.waited >= config.train.patience
         if main:
-            append_jsonl(out / "metrics.jsonl", {
+            append_jsonl(out / METRICS, {
                 "epoch": epoch,
                 "steps": len(train_loader),
                 "train": losses,
@@ -247,7 +248,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
             log.info("early stop: no validation gain for %d epochs", state.waited)
 
     accelerator.wait_for_everyone()
-    core.load(out / "best.safetensors")
+    core.load(out / RUN_WEIGHTS)
     chosen = None
     if robust.wanted(config):  # WiSE-FT / score ensembling, chosen on validation
         chosen = robust.choose(config, prepared, core, val_loader, accelerator, out)
@@ -283,15 +284,15 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         if config.protocol != "zero_shot":  # README, "Open world"
             results["open_world"] = evaluate_protocol_prepared(  # the final (ensembled) model
                 prepared, accelerator.unwrap_model(model), config.protocol, out, accelerator.device)
-        atomic_write_json(out / "results.json", results)
+        atomic_write_json(out / RESULTS, results)
     return results
 
 
 def resume_run(run: str | Path) -> dict:
     """Continue a run folder from its last complete epoch (`zsmie train --out RUN --resume`)."""
     run = Path(run)
-    if not (run / "config.toml").is_file():
-        raise FileNotFoundError(f"{run}: no config.toml; not a zsmie run folder")
-    if (run / CHECKPOINT / "state.json").is_file():
-        read_state(run / CHECKPOINT / "state.json")  # a damaged checkpoint: fail before the data
-    return train(load_config(run / "config.toml"), run, resume=True)
+    if not (run / CONFIG).is_file():
+        raise FileNotFoundError(f"{run}: no {CONFIG}; not a zsmie run folder")
+    if (run / CHECKPOINT / CHECKPOINT_STATE).is_file():
+        read_state(run / CHECKPOINT / CHECKPOINT_STATE)  # a damaged checkpoint: fail before the data
+    return train(load_config(run / CONFIG), run, resume=True)

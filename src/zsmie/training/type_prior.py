@@ -23,17 +23,17 @@ from pathlib import Path
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from zsmie.assemble import loaders, make_accelerator, prepare
+from zsmie.assemble import loaders
 from zsmie.config import Config, save_config
 from zsmie.data.sample import Sample
 from zsmie.data.types import DEFAULT_TYPES, types_from_name
 from zsmie.evaluation.inference import evaluate_part, label_prototypes, run_model
 from zsmie.evaluation.metrics import classification_metrics
-from zsmie.evaluation.open_set import OPEN_SET_FILE, calibrate_prepared
-from zsmie.evaluation.run import load_run_config
+from zsmie.evaluation.open_set import calibrate_prepared
+from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
-from zsmie.models.ensemble import with_ensemble
-from zsmie.models.typing import TYPE_PRIOR_FILE, MentionTyper, frozen_encoder, type_term, typed
+from zsmie.models.typing import MentionTyper, frozen_encoder, type_term, typed
+from zsmie.run_folder import CONFIG, OPEN_SET, RESULTS, TYPE_PRIOR
 
 log = logging.getLogger(__name__)
 MULTIPLIERS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
@@ -138,7 +138,7 @@ def choose_type_prior(config: Config, prepared, model, val_loader, accelerator, 
     record = search(predictions.scores, predictions.labels, labels, samples, encoder,
                     dict(DEFAULT_TYPES), typer_record)
     if accelerator is None or accelerator.is_main_process:
-        atomic_write_json(Path(out) / TYPE_PRIOR_FILE, record)
+        atomic_write_json(Path(out) / TYPE_PRIOR, record)
     log.info("type prior: %s, lambda %.4g (%.2f x spread), T %g: validation F1 %.4f (%.4f "
              "without)", record["source"], record["weight"],
              record["weight"] / max(record["spread"], 1e-9), record["temperature"],
@@ -152,21 +152,18 @@ def fit_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
     threshold with it, and records in results.json the validation and test figures with it
     (those without it kept under `without_type_prior`). Returns that part of results.json."""
     run = Path(run_dir)
-    config = load_run_config(run, data_dir)
-    device = make_accelerator(config).device
-    prepared = prepare(config, device)
-    prepared.model.load(run / "best.safetensors")
-    base = with_ensemble(prepared.model, config, run).to(device)
+    prepared, base, device = load_final_model(run, data_dir, type_prior=False)
+    config = prepared.config
     data = loaders(prepared, config)
     without = {part: evaluate_part(prepared, base, data[part], part) for part in ("val", "test")}
     model, record = choose_type_prior(config, prepared, base, data["val"], None, run)
     model = model.to(device)
     after = {part: evaluate_part(prepared, model, data[part], part) for part in ("val", "test")}
-    if (run / OPEN_SET_FILE).is_file():
+    if (run / OPEN_SET).is_file():
         calibrate_prepared(prepared, model, run, device)
     config.train.type_search = True
-    save_config(config, run / "config.toml")
-    results_path = run / "results.json"
+    save_config(config, run / CONFIG)
+    results_path = run / RESULTS
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
     results.setdefault("without_type_prior", without)
     results.update(after)
