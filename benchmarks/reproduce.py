@@ -2,9 +2,10 @@
 
     python benchmarks/reproduce.py RUN [RUN ...] [--out before.json] [--against before.json]
 
-Each run is copied (without its checkpoint/) into a temporary folder and evaluated there
-(zsmie.evaluation.run.evaluate_run: config.toml, the weights and the records the answers
-depend on), so the run folders themselves are only read. Prints, per run, the recomputed test
+Each run is copied (without its checkpoint/) into a temporary folder and its test split
+evaluated there (zsmie.evaluation.run.load_run, the loader of `zsmie evaluate`: config.toml,
+the weights and the records the answers depend on), so the run folders themselves are only
+read. Prints, per run, the recomputed test
 precision, recall, macro-F1 and accuracy beside those in its results.json; `--out` keeps them
 (JSON), `--against` compares with an earlier `--out` (say, from the code before a change) and
 exits 1 when any metric differs by more than `--tolerance` (1e-6).
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from zsmie.evaluation.run import evaluate_run
+from zsmie.evaluation.run import load_run
 from zsmie.run_folder import CHECKPOINT, LOCK, RESULTS
 
 METRICS = ("precision", "recall", "f1", "accuracy")
@@ -29,7 +30,7 @@ def reevaluate(run: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / run.name
         shutil.copytree(run, copy, ignore=shutil.ignore_patterns(CHECKPOINT, LOCK))
-        test = evaluate_run(copy)["test"]
+        test = load_run(copy).evaluate("test")
     return {k: float(test[k]) for k in METRICS}
 
 

@@ -5,7 +5,8 @@ The public API:
     import zsmie
     config = zsmie.load_config("configs/mre_mgvmoe.toml")
     results = zsmie.train(config, "runs/mine")
-    extractor = zsmie.ZeroShotExtractor.from_run("runs/mine")
+    extractor = zsmie.ZeroShotExtractor.from_pretrained("runs/mine")  # a run or model folder
+    extractor.save_pretrained("models/mine")  # config.toml, model.safetensors, inference.json, README.md
     zsmie.Sample, zsmie.ZsmieError  # the sample type; the base of every one-line error
 
 The names are imported on first use (PEP 562): `import zsmie` alone does not load torch or

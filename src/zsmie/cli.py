@@ -208,7 +208,7 @@ def train(
 
 @app.command(cls=_Command)
 def evaluate(
-    run: Path = typer.Option(..., help="a finished run folder"),
+    run: Path = typer.Option(..., help="a finished run folder, or a model folder (save_pretrained)"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
     set_: list[str] = typer.Option(
         [], "--set", metavar="KEY=VALUE",
@@ -350,7 +350,7 @@ def demo(
 
 @app.command(cls=_Command)
 def predict(
-    run: Path = typer.Option(..., help="a finished run folder"),
+    run: Path = typer.Option(..., help="a finished run folder, or a model folder (save_pretrained)"),
     input_file: Path = typer.Option(
         ..., "--input", help="the posts to label: a JSONL file, one post a line (see README)"
     ),
@@ -409,7 +409,7 @@ def _allowed_hosts(host: str, given: str | None) -> list[str]:
 
 @app.command(cls=_Command)
 def serve(
-    run: Path = typer.Option(..., help="a finished run folder"),
+    run: Path = typer.Option(..., help="a finished run folder, or a model folder (save_pretrained)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8000, help="TCP port"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),

@@ -223,7 +223,7 @@ def read_folder(path: str | Path, overrides: list[str] | None = None,
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such folder (expected a zsmie run folder or a model "
                                 "folder written by save_pretrained)")
-    layout = "model" if (path / MODEL_WEIGHTS).is_file() else "run"
+    layout = "model" if (path / MODEL_WEIGHTS).exists() or (path / INFERENCE).exists() else "run"
     weights = path / (MODEL_WEIGHTS if layout == "model" else RUN_WEIGHTS)
     for name in (CONFIG, weights.name):
         if not (path / name).is_file():
@@ -251,14 +251,14 @@ def core_model(folder: ModelFolder, device: torch.device | str | None = None) ->
 
 
 def answering_model(core: nn.Module, folder: ModelFolder, type_prior: bool = True) -> nn.Module:
-    """`core` (the folder's weights loaded) as the model answers: with the score ensemble and
-    (unless `type_prior` is False) the type prior the run chose, and every text encoder in it
-    at `text.precision`."""
+    """`core` (the folder's weights loaded) as the model answers, in eval mode: with the score
+    ensemble and (unless `type_prior` is False) the type prior the run chose, and every text
+    encoder in it at `text.precision`."""
     config = folder.config
     model = ensembled(core, config, folder.inference.ensemble_weight(config))
     if type_prior:
         model = typed(model, config, folder.inference.type_prior)
-    return set_precision(model, config.text.precision, cache_dir=folder.path / ONNX)
+    return set_precision(model.eval(), config.text.precision, cache_dir=folder.path / ONNX)
 
 
 def _figures(results: dict[str, Any] | None) -> dict[str, dict[str, float]]:
@@ -284,7 +284,9 @@ def model_card(config: Config, inference: Inference, results: dict[str, Any] | N
              f"- model: `{config.model.name}`, text encoder `{config.text.model}` "
              f"({'fine-tuned' if config.text.finetune else 'frozen'}), vision encoder "
              f"`{config.vision.model}`",
-             f"- data: `{config.data.format}` from `{config.data.dir}`, seed {config.seed}, "
+             f"- data: `{config.data.format}`"
+             + (f" from `{config.data.dir}`" if config.data.dir else " (packaged with zsmie)")
+             + f", seed {config.seed}, "
              f"protocol `{config.protocol}`, label text `{config.label_text}`"]
     if split:
         lines.append("- label split (disjoint labels): " + ", ".join(
