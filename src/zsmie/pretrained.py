@@ -121,7 +121,7 @@ class ModelFolder:
     config: Config  # with the overrides it was read with
     weights: Path
     inference: Inference
-    results: dict[str, Any] | None  # results.json (a run) or the figures a model card keeps
+    results: dict[str, Any] | None  # the figures a model folder keeps (a run's: results.json)
 
 
 def _check_ensemble(record: dict | None, path: Path) -> dict | None:
@@ -235,9 +235,8 @@ def read_folder(path: str | Path, overrides: list[str] | None = None,
         config.data.dir = str(data_dir)
     if layout == "model":
         inference, results = _read_model_inference(path)
-    else:
-        inference = _read_run_inference(path, weights)
-        results = read_record(path / RESULTS, "a results record")
+    else:  # results.json is read when the model is saved (a damaged one never stops a load)
+        inference, results = _read_run_inference(path, weights), None
     return ModelFolder(path, layout, config, weights, inference, results)
 
 
@@ -367,8 +366,10 @@ def save_model(out: str | Path, config: Config | str, inference: Inference,
 def save_folder(folder: ModelFolder, out: str | Path) -> Path:
     """`folder`'s model as a model folder: its config file and its records as they are, its
     weights copied byte for byte, so the saved model answers exactly as the folder's does."""
+    results = (folder.results if folder.layout == "model"
+               else read_record(folder.path / RESULTS, "a results record"))
     return save_model(out, (folder.path / CONFIG).read_text(encoding="utf-8"), folder.inference,
-                      folder.results, weights=folder.weights, source=folder.path)
+                      results, weights=folder.weights, source=folder.path)
 
 
 def convert_run(run: str | Path, out: str | Path) -> Path:
