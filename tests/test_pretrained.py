@@ -187,3 +187,21 @@ def test_the_cli_reports_a_damaged_record_in_one_line(tmp_path):
                     "--labels", "a,b")
     assert result.exit_code != 0
     assert f"{folder / OPEN_SET}: not an open-set record (not valid JSON" in result.output
+
+
+def test_commands_that_write_a_runs_records_refuse_a_model_folder(tmp_path):
+    """calibrate, type-prior and evaluate --protocol write open_set.json / type_prior.json,
+    which a model folder does not read (its records are in inference.json)."""
+    from zsmie.evaluation.open_set import calibrate_run
+    from zsmie.evaluation.protocols import evaluate_run_protocol
+    from zsmie.training.type_prior import fit_run
+
+    folder = _folder(tmp_path, MODEL_WEIGHTS)
+    (folder / INFERENCE).write_text(json.dumps({"format": 1}))
+    for call, command in ((calibrate_run, "zsmie calibrate"), (fit_run, "zsmie type-prior"),
+                          (lambda f: evaluate_run_protocol(f, "open"), "zsmie evaluate --protocol")):
+        with pytest.raises(ModelFolderError) as error:
+            call(folder)
+        assert str(error.value) == (f"{folder}: a model folder (save_pretrained); {command} works "
+                                    "on the run folder it was saved from (save it again afterwards)")
+    assert not (folder / OPEN_SET).exists() and not (folder / TYPE_PRIOR).exists()

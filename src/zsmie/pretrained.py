@@ -240,6 +240,16 @@ def read_folder(path: str | Path, overrides: list[str] | None = None,
     return ModelFolder(path, layout, config, weights, inference, results)
 
 
+def require_run_folder(path: str | Path, command: str) -> Path:
+    """`path`, unless it is a model folder: `command` writes a run's records (open_set.json,
+    type_prior.json), which a model folder keeps in inference.json instead."""
+    path = Path(path)
+    if (path / MODEL_WEIGHTS).exists() or (path / INFERENCE).exists():
+        raise ModelFolderError(f"{path}: a model folder (save_pretrained); {command} works on the "
+                               "run folder it was saved from (save it again afterwards)")
+    return path
+
+
 def core_model(folder: ModelFolder, device: torch.device | str | None = None) -> ZeroShotModel:
     """The folder's model built from its config, on `device`, with its weights loaded."""
     model = build_model(folder.config)

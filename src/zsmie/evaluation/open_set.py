@@ -23,6 +23,7 @@ from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
+from zsmie.pretrained import require_run_folder
 from zsmie.run_folder import OPEN_SET
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,6 @@ def calibrate_prepared(prepared, model: ZeroShotModel, out_dir: Path, device) ->
 
 def calibrate_run(run_dir: str | Path, data_dir: str | None = None) -> dict | None:
     """(Re)calibrate a finished run from its folder and validation data; writes open_set.json."""
-    run = Path(run_dir)
+    run = require_run_folder(run_dir, "zsmie calibrate")
     prepared, model, device = load_final_model(run, data_dir)
     return calibrate_prepared(prepared, model, run, device)

@@ -44,6 +44,7 @@ from zsmie.evaluation.plots import pr_figure
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
+from zsmie.pretrained import require_run_folder
 from zsmie.run_folder import (
     CONFIG,
     OPEN_PR,
@@ -220,7 +221,7 @@ def evaluate_protocol_prepared(
 def evaluate_run_protocol(run_dir: str | Path, protocol: str, data_dir: str | None = None) -> dict:
     """`zsmie evaluate --run RUN --protocol open|generalized` (with the run's score ensemble
     when it has one, as in training and `evaluate`)."""
-    run = Path(run_dir)
+    run = require_run_folder(run_dir, "zsmie evaluate --protocol")
     prepared, model, device = load_final_model(run, data_dir)
     return evaluate_protocol_prepared(prepared, model, protocol, run, device)
 

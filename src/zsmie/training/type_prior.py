@@ -33,6 +33,7 @@ from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term, typed
+from zsmie.pretrained import require_run_folder
 from zsmie.run_folder import CONFIG, OPEN_SET, RESULTS, TYPE_PRIOR
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def fit_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
     its validation split, after the fact: writes type_prior.json, re-calibrates the open-set
     threshold with it, and records in results.json the validation and test figures with it
     (those without it kept under `without_type_prior`). Returns that part of results.json."""
-    run = Path(run_dir)
+    run = require_run_folder(run_dir, "zsmie type-prior")
     prepared, base, device = load_final_model(run, data_dir, type_prior=False)
     config = prepared.config
     data = loaders(prepared, config)
