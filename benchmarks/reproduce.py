@@ -1,6 +1,10 @@
 """Re-evaluate finished runs from their folders and print their test metrics in full.
 
     python benchmarks/reproduce.py RUN [RUN ...] [--out before.json] [--against before.json]
+    python benchmarks/reproduce.py --scan /work/runs
+
+`--scan ROOT` reads (zsmie.pretrained.read_folder: config, weights header, every answer
+record) every run folder under ROOT, building nothing, and counts those that load.
 
 Each run is copied (without its checkpoint/) into a temporary folder and its test split
 evaluated there (zsmie.evaluation.run.load_run, the loader of `zsmie evaluate`: config.toml,
@@ -21,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 from zsmie.evaluation.run import load_run
-from zsmie.run_folder import CHECKPOINT, LOCK, RESULTS
+from zsmie.pretrained import read_folder
+from zsmie.run_folder import CHECKPOINT, LOCK, RESULTS, RUN_WEIGHTS
 
 METRICS = ("precision", "recall", "f1", "accuracy")
 
@@ -34,13 +39,29 @@ def reevaluate(run: Path) -> dict[str, float]:
     return {k: float(test[k]) for k in METRICS}
 
 
+def scan(root: Path) -> int:
+    runs = sorted(p.parent for p in root.rglob(RUN_WEIGHTS))
+    failed = 0
+    for run in runs:
+        try:
+            read_folder(run)
+        except Exception as exc:  # noqa: BLE001 (each failure is reported, then counted)
+            failed += 1
+            print(f"{run}: {type(exc).__name__}: {exc}")
+    print(f"{len(runs) - failed} of {len(runs)} run folders under {root} load")
+    return int(failed > 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--against", type=Path)
     parser.add_argument("--tolerance", type=float, default=1e-6)
+    parser.add_argument("--scan", type=Path, help="read every run folder under this folder")
     args = parser.parse_args(argv)
+    if args.scan:
+        return scan(args.scan)
     found = {}
     for run in args.runs:
         test = reevaluate(run)
