@@ -1,14 +1,15 @@
 """Use a trained run on new data: any samples, any label names (unseen in training).
 
-    extractor = ZeroShotExtractor.from_run("runs/demo")
+    extractor = ZeroShotExtractor.from_pretrained("runs/demo")
     [p] = extractor.predict([{"text": "Ann was born in Oslo", "head": [0, 3], "tail": [16, 20]}],
                             labels=["place_of_birth", "subsidiary"], top_k=2)
     p.ranked  # [("place_of_birth", 7.1), ("subsidiary", 1.3)]
 
-The model is rebuilt from the run's `config.toml` alone (no training data is read) and its
-weights loaded from `best.safetensors` (no pickled code). Label prototypes come from the label
-text the run used (`label_text`), or from descriptions given here. With `open_set=True` a
-sample whose best score is under the run's calibrated threshold (`open_set.json`) gets the
+The model is rebuilt from the folder's `config.toml` alone (no training data is read) and its
+weights loaded from safetensors (no pickled code), by zsmie.pretrained: a run folder or a model
+folder (`save_pretrained`). Label prototypes come from the label text the run used
+(`label_text`), or from descriptions given here. With `open_set=True` a sample whose best
+score is under the run's calibrated threshold (its open-set record) gets the
 answer "none of these"; for a run trained with a none class (`open_world.none_negatives`) the
 threshold is on the best score minus the score of the none class's text.
 """
