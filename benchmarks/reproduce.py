@@ -12,7 +12,9 @@ the weights and the records the answers depend on), so the run folders themselve
 read. Prints, per run, the recomputed test
 precision, recall, macro-F1 and accuracy beside those in its results.json; `--out` keeps them
 (JSON), `--against` compares with an earlier `--out` (say, from the code before a change) and
-exits 1 when any metric differs by more than `--tolerance` (1e-6).
+exits 1 when any metric differs by more than `--tolerance` (1e-6). `--saved` evaluates each
+run's model saved as a model folder (zsmie.pretrained.convert_run, what save_pretrained
+writes: config.toml, model.safetensors, inference.json, README.md) instead of the run folder.
 """
 
 from __future__ import annotations
@@ -25,16 +27,19 @@ import tempfile
 from pathlib import Path
 
 from zsmie.evaluation.run import load_run
-from zsmie.pretrained import read_folder
+from zsmie.pretrained import convert_run, read_folder
 from zsmie.run_folder import CHECKPOINT, LOCK, RESULTS, RUN_WEIGHTS
 
 METRICS = ("precision", "recall", "f1", "accuracy")
 
 
-def reevaluate(run: Path) -> dict[str, float]:
+def reevaluate(run: Path, saved: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / run.name
-        shutil.copytree(run, copy, ignore=shutil.ignore_patterns(CHECKPOINT, LOCK))
+        if saved:  # the run's model saved as a model folder (save_pretrained), evaluated from it
+            copy = convert_run(run, Path(tmp) / "model")
+        else:
+            copy = Path(tmp) / run.name
+            shutil.copytree(run, copy, ignore=shutil.ignore_patterns(CHECKPOINT, LOCK))
         test = load_run(copy).evaluate("test")
     return {k: float(test[k]) for k in METRICS}
 
@@ -59,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", type=Path)
     parser.add_argument("--tolerance", type=float, default=1e-6)
     parser.add_argument("--scan", type=Path, help="read every run folder under this folder")
+    parser.add_argument("--saved", action="store_true",
+                        help="evaluate each run's model saved as a model folder (save_pretrained)")
     args = parser.parse_args(argv)
     if args.scan:
         return scan(args.scan)
     found = {}
     for run in args.runs:
-        test = reevaluate(run)
+        test = reevaluate(run, args.saved)
         recorded = json.loads((run / RESULTS).read_text(encoding="utf-8"))["test"]
         found[str(run)] = test
         for k in METRICS:
