@@ -69,8 +69,7 @@ FEWREL = ROOT.parent / "shared" / "data" / "fewrel"
 # step budget as the row it adds to (its seed's steps per epoch, e.g. 77 on seed 0: 1,224
 # MNRE training samples / 16; run_cell), batches drawn in proportion to each relation's samples (MNRE's
 # relations then fill about 40% of a batch instead of 8 in 55), and each step's loss over 24
-# labels (the batch's, same-signature negatives first): every one of 55 labels costs 2.7 s a
-# step, 24 cost 1.8 s, on 2 cores.
+# labels (the batch's, same-signature negatives first) instead of all 55 label texts a step.
 EXTRA = [f"data.extra_train={FEWREL}", "data.extra_max_per_label=30", "train.label_sample=24",
          "train.balanced=false"]
 # The paper's model in the recommended setting (fine-tuned encoder, descriptions, the searches
