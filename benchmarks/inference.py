@@ -43,6 +43,9 @@ from zsmie.predict import ZeroShotExtractor
 from zsmie.run_folder import DATA, RESULTS
 
 HERE = Path(__file__).resolve().parent
+# the quantised precision every "int8" column measures (--int8): torch's dynamic int8 or the
+# ONNX Runtime export (zsmie.encoders.onnx_int8)
+INT8 = ["int8"]
 REPO = HERE.parent
 MNRE = REPO.parent / "shared" / "data" / "mnre"
 
@@ -94,14 +97,15 @@ def alternate(arms: dict, samples: list, labels: list[str], repeats: int) -> dic
 
 def throughput(run: Path, rec: Path, n: int, repeats: int) -> dict:
     samples, labels = test_samples(rec, n)  # both models: MNRE's seed-0 test part
-    arms = {p: (ZeroShotExtractor.from_run(run, precision=p), False) for p in ("fp32", "int8")}
+    arms = {arm: (ZeroShotExtractor.from_run(run, precision=p), False)
+            for arm, p in (("fp32", "fp32"), ("int8", INT8[0]))}
     return {"samples": len(samples), "labels": len(labels), **alternate(arms, samples, labels, repeats)}
 
 
 def length_batching(run: Path, rec: Path, n: int, repeats: int) -> dict:
     samples, labels = test_samples(rec, n)
     samples = longer(samples)
-    extractor = ZeroShotExtractor.from_run(run, precision="int8")
+    extractor = ZeroShotExtractor.from_run(run, precision=INT8[0])
     text = extractor.model.text
     lengths = [len(text.encode_sample(s).input_ids) for s in samples]
     arms = {"input order": (extractor, False), "sorted by length": (extractor, True)}
@@ -124,7 +128,7 @@ def accuracy(rec: Path, seeds: list[int], fp32: str) -> list[dict]:
     rows = []
     for seed in seeds:
         run = rec / f"seed{seed}"
-        int8 = scores(run, "int8", ("test",))["test"]
+        int8 = scores(run, INT8[0], ("test",))["test"]
         if fp32 == "recorded":
             recorded = json.loads((run / RESULTS).read_text())["test"]
             base = {k: recorded[k] for k in ("f1", "accuracy")}
@@ -160,6 +164,10 @@ def report(args, speed: dict, lengths: dict, rows: list[dict], scheme: dict | No
     command = command_line()
     lines = [
         "# Inference at int8 against fp32", "", "Produced by:", "", "```bash", command, "```", "",
+        f"The int8 columns below: `--precision {INT8[0]}`"
+        + (" (torch's dynamic int8 quantisation)." if INT8[0] == "int8" else
+           " (the encoder exported to ONNX and run by ONNX Runtime with 8-bit weights, "
+           "zsmie.encoders.onnx_int8); the kernel notes below are torch's.") , "",
         f"Machine: {cpu_model()}, {os.cpu_count()} CPU cores, flags {', '.join(cpu_flags())}; "
         f"torch {torch.__version__}, {engine['threads']} threads; {torch_capability()}; int8 "
         f"kernels: quantised engine `{engine['quantized_engine']}` (torch.backends.quantized."
@@ -211,7 +219,7 @@ def report(args, speed: dict, lengths: dict, rows: list[dict], scheme: dict | No
         deltas = [100 * (r["int8_f1"] - r["fp32_f1"]) for r in rows]
         lines += ["", f"Mean difference {statistics.mean(deltas):+.2f} points (min {min(deltas):+.2f}, "
                   f"max {max(deltas):+.2f}) over seeds {', '.join(str(r['seed']) for r in rows)}."]
-    lines += [
+    lines += [] if INT8[0] != "int8" else [
         "", "int8 scores depend on a sample's batch: dynamic quantisation quantises each linear "
         "layer's input with one scale per batch tensor (its range over every sample and padding "
         "position in the batch), so the same sample can score differently beside other samples, "
@@ -257,9 +265,14 @@ def main() -> None:
     parser.add_argument("--fp32", choices=("recompute", "recorded"), default="recompute",
                         help="fp32 test F1: recomputed, or the run's results.json")
     parser.add_argument("--skip-scheme", action="store_true", help="skip the scheme comparison")
+    parser.add_argument("--int8", choices=("int8", "int8-onnx"), default="int8",
+                        help="the quantised precision of the int8 columns (text.precision)")
     parser.add_argument("--work", type=Path, help="keep finished phases here (a rerun reuses them)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "inference.md")
     args = parser.parse_args()
+    INT8[0] = args.int8
+    if args.int8 != "int8":  # the weight-scheme phase concerns torch's int8 only
+        args.skip_scheme = True
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
     speed = {key: phase(args.work, f"speed_{key}",
