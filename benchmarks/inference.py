@@ -173,8 +173,8 @@ def report(args, speed: dict, lengths: dict, rows: list[dict], scheme: dict | No
         f"kernels: quantised engine `{engine['quantized_engine']}` (torch.backends.quantized."
         "engine: fbgemm's dynamic int8 GEMM on x86, which uses the VNNI instructions where the "
         f"CPU has them); {time.strftime('%Y-%m-%d')}.", "",
-        "**The CPU was shared with other sessions' jobs** (training runs, tests, benchmarks; "
-        "load average about 10 on 2 cores): absolute figures are low and noisy. fp32 and int8 "
+        "**The CPU was shared with other jobs** (training runs, tests, benchmarks): absolute "
+        "figures are low and noisy. fp32 and int8 "
         "were loaded side by side in one process and measured interleaved (fp32, int8, fp32, "
         "int8, ...), so that the contention falls on both; ratios are of medians.", "",
         "## Throughput: `ZeroShotExtractor.rank` (predict less reading and writing JSON)", "",
