@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ TYPES = [PER_PER, PER_PER, PER_PER, PER_LOC, PER_LOC, UNKNOWN, UNKNOWN, UNKNOWN]
 
 
 def draws(labels, k, n=50):
-    return [sample_labels(torch.tensor(labels), TYPES, k, torch.Generator().manual_seed(s)).tolist()
+    return [sample_labels(torch.tensor(labels), TYPES, k, np.random.default_rng(s)).tolist()
             for s in range(n)]
 
 
@@ -39,14 +40,15 @@ def test_random_fill_after_hard_negatives_and_unknown_signatures_never_hard():
 
 
 def test_k_at_least_all_labels_or_below_positives():
-    assert sample_labels(torch.tensor([0]), TYPES, 8, torch.Generator()).tolist() == list(range(8))
+    assert sample_labels(torch.tensor([0]), TYPES, 8, np.random.default_rng(0)).tolist() == list(range(8))
     # fewer places than positives: every positive stays (the loss needs its label)
-    assert sample_labels(torch.tensor([0, 3, 5, 6]), TYPES, 2, torch.Generator()).tolist() == [0, 3, 5, 6]
+    kept = sample_labels(torch.tensor([0, 3, 5, 6]), TYPES, 2, np.random.default_rng(0))
+    assert kept.tolist() == [0, 3, 5, 6]
 
 
 def test_same_generator_seed_same_draw():
-    a = sample_labels(torch.tensor([5]), TYPES, 4, torch.Generator().manual_seed(7))
-    b = sample_labels(torch.tensor([5]), TYPES, 4, torch.Generator().manual_seed(7))
+    a = sample_labels(torch.tensor([5]), TYPES, 4, np.random.default_rng(7))
+    b = sample_labels(torch.tensor([5]), TYPES, 4, np.random.default_rng(7))
     assert a.tolist() == b.tolist()
 
 
@@ -85,3 +87,28 @@ def test_training_encodes_the_sampled_labels_only(tmp_path, monkeypatch):
     assert results["test"]["f1"] >= 0.0
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert '"rank"' in metrics[0]
+
+
+def test_a_frozen_encoder_encodes_every_label_once_and_takes_the_kept_rows(tmp_path, monkeypatch):
+    """With a frozen encoder the training labels' prototypes are encoded once (cached) and
+    each step takes its kept rows: no prototypes per sampled subset."""
+    from importlib import resources
+    from pathlib import Path
+
+    from zsmie.training import trainer
+
+    asked = []
+    real = trainer.label_prototypes
+
+    def counted(model, texts, cache):
+        asked.append(len(texts))
+        return real(model, texts, cache)
+
+    monkeypatch.setattr(trainer, "label_prototypes", counted)
+    demo = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
+    config = load_config(demo, ["train.epochs=1", "train.progress=false", "feature_cache=off",
+                                "train.batch_size=2", "train.label_sample=3",
+                                "train.steps_per_epoch=6"])
+    assert not config.text.finetune
+    trainer.train(config, tmp_path / "run")
+    assert asked == [5] * 6  # every step asks for all 5 (served from the cache), takes 3 rows

@@ -122,6 +122,11 @@ class LabelTexts(list):
     def typed(self) -> bool:
         return any(h is not None or t is not None for h, t in self.types)
 
+    def subset(self, indices: Iterable[int]) -> LabelTexts:
+        """These labels at `indices` (texts and types), in that order."""
+        indices = list(indices)
+        return LabelTexts([self[i] for i in indices], [self.types[i] for i in indices])
+
     def key(self) -> tuple:
         """What identifies these labels' prototypes (texts and types)."""
         return tuple(self), self.types

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from zsmie.data.types import Types
 
 
-def sample_labels(labels: Tensor, types: Sequence[Types], k: int, generator: torch.Generator
+def sample_labels(labels: Tensor, types: Sequence[Types], k: int, rng: np.random.Generator
                   ) -> Tensor:
     """Sorted indices [k'] of the step's labels, k' = max(k, labels in the batch) <= len(types).
 
@@ -31,7 +32,7 @@ def sample_labels(labels: Tensor, types: Sequence[Types], k: int, generator: tor
         return torch.arange(n)
     chosen = set(present)
     signatures = {types[i] for i in present if None not in types[i]}
-    others = torch.randperm(n, generator=generator).tolist()
+    others = rng.permutation(n).tolist()
     hard = [i for i in others if i not in chosen and types[i] in signatures]
     rest = [i for i in others if i not in chosen and types[i] not in signatures]
     for i in hard + rest:

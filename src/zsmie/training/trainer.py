@@ -17,13 +17,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, ConfigError, load_config, save_config
-from zsmie.data.types import LabelTexts
 from zsmie.errors import ZsmieError
 from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
@@ -89,12 +89,13 @@ class EpochMeans:
         return {name: (total / self.counts[name]).tolist() for name, total in self.sums.items()}
 
 
-def train_epoch(model, head, optimizer, loader, prototypes, texts, accelerator, config, epoch,
+def train_epoch(model, head, optimizer, loader, prototypes, types, accelerator, config, epoch,
                 out, penalty=None):
     """One pass over the training batches; returns the epoch means of each loss term and of
     the head's diagnostics (MG-VMoE: tau_norm, expert load / entropy / spread / sigma).
-    `prototypes(texts)` builds the step's label prototypes from the training label `texts`, all
-    of them or `train.label_sample` of them (training/label_sampling.py).
+    `prototypes(kept)` gives the step's label prototypes: every training label's (kept None),
+    or those of the `train.label_sample` labels kept (training/label_sampling.py), whose
+    (head, tail) `types` are given.
     `penalty`: a weight regulariser (L2-SP) added to every step's loss."""
     losses, diagnostics = EpochMeans(), EpochMeans()
     show = config.train.progress and accelerator.is_local_main_process
@@ -103,14 +104,12 @@ def train_epoch(model, head, optimizer, loader, prototypes, texts, accelerator, 
     model.train()
     k = config.train.label_sample
     for step, batch in enumerate(bar, start=1):
-        step_texts = texts
-        if 0 < k < len(texts):  # drawn from (seed, epoch, step): a resumed run replays it
-            seed = config.seed * 1_000_003 + epoch * 10_007 + step
-            generator = torch.Generator().manual_seed(seed)
-            kept = sample_labels(batch.labels.cpu(), texts.types, k, generator)
-            step_texts = LabelTexts([texts[i] for i in kept], [texts.types[i] for i in kept])
-            batch = replace(batch, labels=remap(batch.labels, kept, len(texts)))
-        output = model(batch, prototypes(step_texts))  # MG-VAT: tau moves here (Eq. 12)
+        kept = None
+        if 0 < k < len(types):  # drawn from (seed, epoch, step): a resumed run replays it
+            rng = np.random.default_rng([config.seed, epoch, step])
+            kept = sample_labels(batch.labels.cpu(), types, k, rng)
+            batch = replace(batch, labels=remap(batch.labels, kept, len(types)))
+        output = model(batch, prototypes(kept))  # MG-VAT: tau moves here (Eq. 12)
         loss, terms = head.loss(output, batch.labels)
         if penalty is not None:
             terms = {**terms, "l2sp": penalty()}
@@ -204,6 +203,14 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
             trim_metrics(out / METRICS, state.epoch)
     cache: dict = {}
     train_texts = prepared.texts("train")
+
+    def train_prototypes(kept: torch.Tensor | None) -> torch.Tensor:
+        """Prototypes [C', d] of the kept training labels (None: all); a frozen encoder's are
+        encoded once (label_prototypes caches them) and the kept rows taken."""
+        if kept is None or not core.text.finetune:
+            every = label_prototypes(core, train_texts, cache)
+            return every if kept is None else every[kept.to(every.device)]
+        return label_prototypes(core, train_texts.subset(kept.tolist()), cache)
     metadata = {"model": config.model.name, "text": core.text.identity}
     if not head.trainable:  # nothing to train: evaluated as built
         state.stopped = True
@@ -217,9 +224,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         train_loader.set_epoch(epoch)
         losses, diagnostics = train_epoch(
             model, head, optimizer, train_loader,
-            lambda texts: label_prototypes(core, texts, cache), train_texts, accelerator, config,
-            epoch, out,
-            penalty,
+            train_prototypes, train_texts.types, accelerator, config, epoch, out, penalty,
         )
         val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
         improved = val["f1"] > state.best_f1
