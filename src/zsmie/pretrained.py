@@ -212,6 +212,11 @@ def _read_model_inference(path: Path) -> tuple[Inference, dict[str, Any] | None]
         wise_alpha=alpha, data=data), results
 
 
+def is_model_folder(path: Path) -> bool:
+    """Whether `path` is in the model layout (save_pretrained) rather than a run's."""
+    return (path / MODEL_WEIGHTS).exists() or (path / INFERENCE).exists()
+
+
 def read_folder(path: str | Path, overrides: list[str] | None = None,
                 data_dir: str | None = None) -> ModelFolder:
     """A model folder (model.safetensors) or a run folder (best.safetensors), read and
@@ -223,7 +228,7 @@ def read_folder(path: str | Path, overrides: list[str] | None = None,
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such folder (expected a zsmie run folder or a model "
                                 "folder written by save_pretrained)")
-    layout = "model" if (path / MODEL_WEIGHTS).exists() or (path / INFERENCE).exists() else "run"
+    layout = "model" if is_model_folder(path) else "run"
     weights = path / (MODEL_WEIGHTS if layout == "model" else RUN_WEIGHTS)
     for name in (CONFIG, weights.name):
         if not (path / name).is_file():
@@ -244,7 +249,7 @@ def require_run_folder(path: str | Path, command: str) -> Path:
     """`path`, unless it is a model folder: `command` writes a run's records (open_set.json,
     type_prior.json), which a model folder keeps in inference.json instead."""
     path = Path(path)
-    if (path / MODEL_WEIGHTS).exists() or (path / INFERENCE).exists():
+    if is_model_folder(path):
         raise ModelFolderError(f"{path}: a model folder (save_pretrained); {command} works on the "
                                "run folder it was saved from (save it again afterwards)")
     return path
