@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from zsmie.data.types import Types
 
 
-def sample_labels(labels: Tensor, types: Sequence[Types], k: int, rng: np.random.Generator
+def sample_labels(labels: Tensor, types: Sequence[Types], k: int, generator: torch.Generator
                   ) -> Tensor:
     """Sorted indices [k'] of the step's labels, k' = max(k, labels in the batch) <= len(types).
 
@@ -32,7 +31,7 @@ def sample_labels(labels: Tensor, types: Sequence[Types], k: int, rng: np.random
         return torch.arange(n)
     chosen = set(present)
     signatures = {types[i] for i in present if None not in types[i]}
-    others = rng.permutation(n).tolist()
+    others = torch.randperm(n, generator=generator).tolist()
     hard = [i for i in others if i not in chosen and types[i] in signatures]
     rest = [i for i in others if i not in chosen and types[i] not in signatures]
     for i in hard + rest:

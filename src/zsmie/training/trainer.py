@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
@@ -106,8 +105,9 @@ def train_epoch(model, head, optimizer, loader, prototypes, types, accelerator, 
     for step, batch in enumerate(bar, start=1):
         kept = None
         if 0 < k < len(types):  # drawn from (seed, epoch, step): a resumed run replays it
-            rng = np.random.default_rng([config.seed, epoch, step])
-            kept = sample_labels(batch.labels.cpu(), types, k, rng)
+            seed = config.seed * 1_000_003 + epoch * 10_007 + step
+            generator = torch.Generator().manual_seed(seed)
+            kept = sample_labels(batch.labels.cpu(), types, k, generator)
             batch = replace(batch, labels=remap(batch.labels, kept, len(types)))
         output = model(batch, prototypes(kept))  # MG-VAT: tau moves here (Eq. 12)
         loss, terms = head.loss(output, batch.labels)
