@@ -16,6 +16,7 @@ from typer.core import TyperCommand, TyperGroup
 from zsmie.choices import PRECISIONS
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
+from zsmie.display import shown
 from zsmie.errors import ZsmieError
 from zsmie.run_folder import TRAIN_LOG, claim_run
 
@@ -144,8 +145,9 @@ def _precision(value: str | None) -> str | None:
 
 
 def _print_json(data: dict) -> None:
+    """A command's closing summary, its scores to 4 decimals (the run's files keep them whole)."""
     if _main_process():
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(shown(data), indent=2))
 
 
 @app.command(cls=_Command)

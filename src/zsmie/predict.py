@@ -36,6 +36,7 @@ from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
 from zsmie.data.types import LabelTexts, Types, parse_labels, types_from_name
+from zsmie.display import SCORE_DECIMALS
 from zsmie.evaluation.inference import run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE
 from zsmie.models.pipeline import WrappedModel, ZeroShotModel
@@ -58,9 +59,6 @@ PREDICT_ADVICE = ("Pass --images blank (Python: images=\"blank\") to score them 
 SampleLike = Sample | Mapping[str, Any]
 Descriptions = Mapping[str, str] | str | Path | None
 PROTOTYPE_CACHE = 4096  # label texts whose prototypes are kept (least recently used dropped)
-# Decimals of the scores in JSON output (predict's lines, the service, the page): further digits
-# differ with the batch a sample is scored in (float32 sums in another order) and carry nothing.
-SCORE_DECIMALS = 4
 
 
 @dataclass(frozen=True)

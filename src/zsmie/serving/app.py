@@ -45,6 +45,7 @@ from starlette.requests import ClientDisconnect
 
 from zsmie.data.images import image_problem
 from zsmie.data.sample import DataError
+from zsmie.display import shown
 from zsmie.models.typing import TypePriored
 from zsmie.predict import ZeroShotExtractor
 from zsmie.serving.batcher import MicroBatcher
@@ -225,7 +226,7 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
     # what decides "none of these" (the page explains it): the best score, or its margin over
     # the trained none class, against the run's threshold
     open_set_rule = {} if extractor.threshold is None else {
-        "open_set_threshold": round(extractor.threshold, 4),
+        "open_set_threshold": shown(extractor.threshold),
         "open_set_rule": "margin" if extractor.none_text else "top",
         **({"open_set_none_text": extractor.none_text} if extractor.none_text else {})}
 

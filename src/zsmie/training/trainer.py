@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, ConfigError, load_config, save_config
+from zsmie.display import shown_terms
 from zsmie.errors import ZsmieError
 from zsmie.evaluation.inference import evaluate_part, label_prototypes
 from zsmie.evaluation.open_set import calibrate_prepared
@@ -122,7 +123,9 @@ def train_epoch(model, head, optimizer, loader, prototypes, types, accelerator, 
         optimizer.step()
         losses.add(terms)
         diagnostics.add(output.stats)
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        # shown at the bar's next redraw, with the step count the iterator holds (an immediate
+        # redraw would show the count of its last redraw: 0/N through a short epoch)
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
     return losses.means(), diagnostics.means()
 
 
@@ -247,8 +250,8 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
                 "elapsed_s": round(time.time() - start, 2),
             })
             save_checkpoint(out, core, optimizer, state)
-        log.info("epoch %d: train %s val f1 %.4f acc %.4f%s", epoch, losses, val["f1"],
-                 val["accuracy"], " (best)" if improved else "")
+        log.info("epoch %d: train %s; val f1 %.4f acc %.4f%s", epoch, shown_terms(losses),
+                 val["f1"], val["accuracy"], " (best)" if improved else "")
         if state.stopped:
             log.info("early stop: no validation gain for %d epochs", state.waited)
 
