@@ -4,6 +4,7 @@ per seed. Writes benchmarks/results/type_prior.md (+ .csv).
 
     .venv/bin/python benchmarks/type_prior.py [--seed N ...] [--rows free recommended]
     .venv/bin/python benchmarks/type_prior.py --protocol open [--seed N ...] [--rows ...]
+    .venv/bin/python benchmarks/type_prior.py --protocol generalized [--seed N ...] [--rows ...]
 
 `--protocol open` scores the same runs under the open protocol (the test relations plus the
 test part's None samples; answer a relation or none, the threshold chosen on validation with
