@@ -65,8 +65,12 @@ def _mention(role: str, kind: str | None) -> str:
 
 def relation_sentence(relation: list[str], head: str | None, tail: str | None) -> str:
     """A sentence for relation words (["member", "of"]) between typed head and tail."""
+    return _frame(relation, _mention("head", head), _mention("tail", tail))
+
+
+def _frame(relation: list[str], h: str, t: str) -> str:
+    """The relation's sentence frame around the head and tail mentions `h` and `t`."""
     first, rest = relation[0], relation[1:]
-    h, t = _mention("head", head), _mention("tail", tail)
     if _third_person(first):
         return f"{h} {' '.join(relation)} {t}".rstrip(",")
     if relation[-1] in PREPOSITIONS and len(relation) > 1:
@@ -83,6 +87,18 @@ def relation_sentence(relation: list[str], head: str | None, tail: str | None) -
         return f"{h} {verb} {t}".rstrip(",")
     plural = bool(_inflect().singular_noun(relation[-1]))
     return f"the {' '.join(relation)} of {h} {'are' if plural else 'is'} {t}".rstrip(",")
+
+
+def relation_template(label: str) -> str:
+    """An entity-filled label sentence's template for a relation label, from its name alone:
+    the verbalised frame with the entities in place of their types (`/per/org/member_of` ->
+    "{head} is a member of {tail}"); zsmie.data.templates fills it."""
+    parts = [p for p in label.split("/") if p]
+    name = (parts[-1] if parts else label).split(":")[-1]  # `per:spouse`: the relation part
+    relation = name.replace("_", " ").replace("-", " ").split()
+    if not relation:
+        return "{head} and {tail}"
+    return _frame([w.lower() for w in relation], "{head}", "{tail}")
 
 
 def verbalise(label: str, task: str = "mre", abbreviations: Mapping[str, str] | None = None) -> str:

@@ -1,0 +1,226 @@
+"""Entity-filled label sentences (issue 19, item 3) on real MNRE, text only, label splits by
+seed: the template term (zsmie.models.templates) added to finished runs' scores, with and
+without the type prior, every weight chosen on validation. Writes
+benchmarks/results/label_templates.md (+ .csv).
+
+    .venv/bin/python benchmarks/label_templates.py [--seed N ...] [--rows free recommended]
+
+Reads the runs of benchmarks/type_prior.py (RUNS/<row>/seed<N>; run that first). For each run:
+its final model's validation and test scores (without its type prior), the template term
+from the untouched encoder with the packaged MNRE templates (`data/labels/templates/mnre.toml`),
+and the type prior's candidates. Selection on validation macro-F1:
+- "prior": the type prior alone, searched as `zsmie type-prior` does (the run's own choice);
+- "templates + prior": the template weight (a multiple of the scores' spread over the term's
+  spread, 0 included) and, for each, the type prior searched on top; the best pair is kept;
+- "templates": the template weight alone, without the prior (against "none").
+Test is read once per setting with its choice; differences are paired per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from zsmie.assemble import loaders
+from zsmie.config import load_config
+from zsmie.data.templates import label_templates, read_templates
+from zsmie.data.types import DEFAULT_TYPES, types_from_name
+from zsmie.encoders.text import TextEncoder
+from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.evaluation.metrics import classification_metrics
+from zsmie.evaluation.run import load_final_model
+from zsmie.experiments.provenance import command_line, machine_line
+from zsmie.experiments.significance import paired_difference
+from zsmie.io import atomic_write_text
+from zsmie.models.templates import template_term
+from zsmie.models.typing import MentionTyper, frozen_encoder, type_term
+from zsmie.run_folder import CONFIG, RESULTS
+from zsmie.training.type_prior import fit_typer, search
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # x scores' spread / term's spread
+TITLES = {"free": "Training-free (descriptions)", "recommended": "Recommended (descriptions)",
+          "free_names": "Training-free (names only)", "recommended_names": "Recommended (names only)"}
+SETTINGS = ("none", "templates", "prior", "templates + prior")
+
+
+def spread(matrix: torch.Tensor) -> float:
+    return float(matrix.std(-1, unbiased=False).mean().clamp_min(1e-9))
+
+
+@torch.no_grad()
+def scored_parts(run: Path, data_dir: str, cache: Path) -> dict:
+    """Per part: labels, gold, the model's scores, the template term, the samples' mentions;
+    and the typer fitted on the training part. Cached in `cache` (a finished run's scores
+    do not change)."""
+    if cache.is_file():
+        return torch.load(cache, weights_only=False)
+    prepared, model, _ = load_final_model(run, data_dir, type_prior=False)
+    config = prepared.config
+    data = loaders(prepared, config)
+    encoder = frozen_encoder(model, config)
+    templates = read_templates("mnre")
+    out = {"typer": fit_typer(MentionTyper(encoder, DEFAULT_TYPES), prepared.parts["train"],
+                              config.seed)}
+    for part in ("val", "test"):
+        labels = list(prepared.split.part(part))
+        predictions = run_model(model, data[part], label_prototypes(model, prepared.texts(part), {}))
+        dataset = prepared.datasets[part]
+        samples = [dataset.samples[i] for i in predictions.index.tolist()]
+        mentions = [(s.entity_text(s.head), s.entity_text(s.tail)) for s in samples]
+        term = template_term(encoder, [" ".join(s.tokens) for s in samples], mentions,
+                             label_templates(labels, templates))
+        out[part] = {"labels": labels, "gold": predictions.labels, "scores": predictions.scores,
+                     "term": term, "samples": samples}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, cache)
+    return out
+
+
+def untouched(run: Path) -> TextEncoder:
+    """The run's text encoder as it was before training (what the type prior reads)."""
+    text = load_config(run / CONFIG).text
+    return TextEncoder(text.model, text.max_length, False, text.marker_init)
+
+
+def f1(matrix: torch.Tensor, part: dict) -> float:
+    return classification_metrics(part["gold"].tolist(), matrix.argmax(-1).tolist(),
+                                  part["labels"])["f1"]
+
+
+def with_templates(part: dict, weight: float) -> torch.Tensor:
+    scores = part["scores"]
+    return scores + weight * spread(scores) / spread(part["term"]) * part["term"]
+
+
+def prior_term(part: dict, record: dict, encoder) -> torch.Tensor:
+    typer = MentionTyper(encoder, record["types"], record["source"], record["temperature"],
+                         record["typer"])
+    heads = [s.entity_text(s.head) for s in part["samples"]]
+    tails = [s.entity_text(s.tail) for s in part["samples"]]
+    return type_term(typer(heads), typer(tails), tuple(types_from_name(x) for x in part["labels"]),
+                     list(record["types"]))
+
+
+def cell(parts: dict, encoder) -> dict[str, dict]:
+    """Each setting's validation choice, validation F1 and test F1."""
+    val, test = parts["val"], parts["test"]
+    out = {}
+    for setting in SETTINGS:
+        weights = WEIGHTS if "templates" in setting else (0.0,)
+        best = None
+        for weight in weights:
+            scores = with_templates(val, weight)
+            if "prior" in setting:
+                record = search(scores, val["gold"], val["labels"], val["samples"], encoder,
+                                dict(DEFAULT_TYPES), parts["typer"])
+                value = record["val_f1"]
+            else:
+                record, value = None, f1(scores, val)
+            if best is None or value > best[0] + 1e-12:
+                best = (value, weight, record)
+        value, weight, record = best
+        scores = with_templates(test, weight)
+        if record is not None and record["weight"] > 0:
+            scores = scores + record["weight"] * prior_term(test, record, encoder)
+        out[setting] = {"val_f1": value, "test_f1": f1(scores, test), "template_weight": weight,
+                        "prior": None if record is None else
+                        f"{record['source']} x{record['weight'] / record['spread']:.2g}"
+                        if record["weight"] > 0 else "none"}
+    return out
+
+
+def summary(values: list[float]) -> str:
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}" \
+        if len(values) > 1 else f"{100 * values[0]:.1f}"
+
+
+# (setting, the setting it adds templates to)
+PAIRS = (("templates", "none"), ("templates + prior", "prior"))
+
+
+def tables(cells: dict[str, dict[int, dict]], command: str, start: float) -> tuple[str, str]:
+    lines = ["# Entity-filled label sentences on MNRE (text only, unseen relations)", "",
+             f"Command: `{command}`", "",
+             "| Row | Setting | Test F1 | min | Val F1 | per-seed test F1 | template weight per seed |",
+             "|---|---|---|---|---|---|---|"]
+    rows_csv = [["row", "seed", "setting", "val_f1", "test_f1", "template_weight", "prior"]]
+    for row, by_seed in cells.items():
+        seeds = sorted(by_seed)
+        for setting in SETTINGS:
+            got = [by_seed[s][setting] for s in seeds]
+            tests = [g["test_f1"] for g in got]
+            lines.append(
+                f"| {TITLES[row]} | {setting} | {summary(tests)} | {100 * min(tests):.1f} | "
+                f"{summary([g['val_f1'] for g in got])} | "
+                + " ".join(f"{100 * t:.1f}" for t in tests) + " | "
+                + (" ".join(f"{g['template_weight']:g}" for g in got)
+                   if "templates" in setting else "–") + " |")
+            for s, g in zip(seeds, got, strict=True):
+                rows_csv.append([row, s, setting, round(g["val_f1"], 6), round(g["test_f1"], 6),
+                                 g["template_weight"], g["prior"]])
+    lines += ["", "Paired differences from adding the templates (per seed, 95% t interval):", "",
+              "| Row | Difference | Δ test F1 [95% CI] | seeds better | Δ val F1 [95% CI] |",
+              "|---|---|---|---|---|"]
+    for row, by_seed in cells.items():
+        for setting, base in PAIRS:
+            cols = []
+            for key in ("test_f1", "val_f1"):
+                d = paired_difference({s: 100 * r[setting][key] for s, r in by_seed.items()},
+                                      {s: 100 * r[base][key] for s, r in by_seed.items()})
+                cols.append((f"{d.mean:+.1f} [{d.low:+.1f}, {d.high:+.1f}]", d.wins, len(d.seeds)))
+            lines.append(f"| {TITLES[row]} | {setting} − {base} | {cols[0][0]} | "
+                         f"{cols[0][1]} of {cols[0][2]} | {cols[1][0]} |")
+    lines += ["", "Selection: every weight on validation macro-F1 (template weight "
+              f"{', '.join(f'{w:g}' for w in WEIGHTS)} times the scores' spread over the "
+              "term's spread; the type prior's source, temperature and lambda searched as "
+              "`zsmie type-prior` does, for each template weight); ties keep the smaller "
+              "weight. Template term: cosine between the sample's sentence and each label's "
+              "template filled with the sample's entities, both embedded by the untouched "
+              "MiniLM (zsmie.models.templates); templates from data/labels/templates/mnre.toml. "
+              "Same runs for every setting: the settings differ only by post-hoc terms.",
+              f"{machine_line()} This invocation {time.time() - start:.0f} s (scores cached "
+              "under RUNS/templates/).", ""]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows_csv)
+    return "\n".join(lines), buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--rows", nargs="+", choices=sorted(TITLES), default=["free", "recommended"])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "type_prior")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnre"))
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "label_templates.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start = time.time()
+    cells: dict[str, dict[int, dict]] = {}
+    for row in args.rows:
+        for seed in args.seed:
+            run = args.runs / row / f"seed{seed}"
+            if not (run / RESULTS).is_file():
+                raise SystemExit(f"{run}: no finished run; make it first with `.venv/bin/python "
+                                 f"benchmarks/type_prior.py --rows {row} --seed {seed}`")
+            parts = scored_parts(run, args.data_dir, args.runs / "templates" / row / f"seed{seed}.pt")
+            encoder = untouched(run)
+            cells.setdefault(row, {})[seed] = cell(parts, encoder)
+            logging.info("%s seed %d: %s", row, seed, json.dumps(cells[row][seed]))
+    markdown, csv_text = tables(cells, command_line(), start)
+    atomic_write_text(args.out, markdown)
+    atomic_write_text(args.out.with_suffix(".csv"), csv_text)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
