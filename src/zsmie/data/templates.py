@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -23,6 +24,7 @@ from zsmie.data.verbalise import relation_template
 
 log = logging.getLogger(__name__)
 PLACEHOLDERS = ("{head}", "{tail}")
+_PLACEHOLDER = re.compile(r"\{head\}|\{tail\}")
 
 
 def packaged_templates() -> dict[str, Path]:
@@ -64,5 +66,6 @@ def label_templates(labels: Sequence[str], templates: Mapping[str, str] | None =
 
 
 def fill(template: str, head: str, tail: str) -> str:
-    """`template` with the two mentions in place of {head} and {tail}."""
-    return template.replace("{head}", head).replace("{tail}", tail)
+    """`template` with the two mentions in place of {head} and {tail} (one pass: a mention
+    holding "{tail}" stays as written)."""
+    return _PLACEHOLDER.sub(lambda m: head if m.group(0) == "{head}" else tail, template)
