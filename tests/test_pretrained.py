@@ -205,3 +205,72 @@ def test_commands_that_write_a_runs_records_refuse_a_model_folder(tmp_path):
         assert str(error.value) == (f"{folder}: a model folder (save_pretrained); {command} works "
                                     "on the run folder it was saved from (save it again afterwards)")
     assert not (folder / OPEN_SET).exists() and not (folder / TYPE_PRIOR).exists()
+
+
+# ----------------------------------------------------------------------------- zsmie export
+
+
+def test_export_writes_a_model_folder_that_scores_as_the_run(trained_demo, tmp_path):
+    """`zsmie export` is save_pretrained from the command line: the model folder it writes
+    scores the demo's test samples as the run does."""
+    from cli_helpers import invoke
+
+    from zsmie.data.datasets import demo_path
+    from zsmie.data.jsonl import read_jsonl
+
+    out = tmp_path / "model"
+    result = invoke("export", "--run", str(trained_demo), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"run": str(trained_demo), "out": str(out),
+                                         "files": list(MODEL_FILES)}
+    assert sorted(p.name for p in out.iterdir()) == sorted(MODEL_FILES)
+    labels = json.loads((trained_demo / DATA).read_text())["split"]["test"]
+    samples = [s for s in read_jsonl(demo_path()) if s.label in labels]
+    assert len(samples) == 15 and len(labels) == 3
+    run, saved = (zsmie.ZeroShotExtractor.from_pretrained(p) for p in (trained_demo, out))
+    expected, got = (e.scores(samples, e.label_texts(labels)) for e in (run, saved))
+    assert expected.shape == (15, 3)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-6)
+    assert (saved.threshold, saved.training_texts) == (run.threshold, run.training_texts)
+    # --overwrite rewrites the model files of a non-empty OUT and leaves its other files
+    (out / "notes.txt").write_text("mine")
+    (out / INFERENCE).write_text("{}")
+    result = invoke("export", "--run", str(trained_demo), "--out", str(out), "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / INFERENCE).read_text())["format"] == 1
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_export_refuses_bad_input_in_one_line(trained_demo, tmp_path):
+    from cli_helpers import invoke
+
+    def error(*args: str) -> str:
+        result = invoke("export", *args)
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1, result.output
+        return lines[0]
+
+    empty, out = tmp_path / "empty", tmp_path / "out"
+    empty.mkdir()
+    assert error("--run", str(empty), "--out", str(out)) == (
+        f"error: {empty}: no config.toml; is this a finished zsmie run folder (or a model folder "
+        "written by save_pretrained)?")
+    assert error("--run", str(tmp_path / "nowhere"), "--out", str(out)) == (
+        f"error: {tmp_path / 'nowhere'}: no such folder (expected a zsmie run folder or a model "
+        "folder written by save_pretrained)")
+    assert not out.exists()  # nothing written for a folder that is not a run
+    out.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt", "e.txt"):
+        (out / name).write_text("x")
+    assert error("--run", str(trained_demo), "--out", str(out)) == (
+        f"error: {out}: the folder is not empty (a.txt, b.txt, c.txt, d.txt, ...); add "
+        "--overwrite to replace the model in it, or choose another --out")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt"]
+    assert error("--run", str(trained_demo), "--out", str(out / "a.txt")) == (
+        f"error: {out / 'a.txt'}: not a folder; --out names the model folder to write")
+    before = sorted(p.name for p in trained_demo.iterdir())
+    assert error("--run", str(trained_demo), "--out", str(trained_demo), "--overwrite") == (
+        f"error: {trained_demo}: a run folder (best.safetensors); save the model into another "
+        "folder")
+    assert sorted(p.name for p in trained_demo.iterdir()) == before

@@ -18,7 +18,7 @@ from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
 from zsmie.display import shown
 from zsmie.errors import ZsmieError
-from zsmie.run_folder import TRAIN_LOG, claim_run
+from zsmie.run_folder import MODEL_FILES, TRAIN_LOG, ModelFolderError, claim_run
 
 
 class _HelpFlag:
@@ -242,6 +242,33 @@ def evaluate(
     except USER_ERRORS as exc:
         _fail(exc)
     _print_json({"run": str(run), "val": _brief(results, "val"), "test": _brief(results)})
+
+
+@app.command(cls=_Command)
+def export(
+    run: Path = typer.Option(..., help="a finished run folder (or a model folder)"),
+    out: Path = typer.Option(..., help="model folder to write"),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="",
+                                   help="replace the model in a non-empty OUT (its model files "
+                                        "are rewritten, other files stay; without it a non-empty "
+                                        "OUT is refused)"),
+) -> None:
+    """Save a run's model as a model folder (save_pretrained): config.toml, model.safetensors,
+    inference.json and a README.md model card. It answers exactly as the run does."""
+    from zsmie.pretrained import convert_run
+
+    try:
+        if out.exists() and not out.is_dir():
+            raise ModelFolderError(f"{out}: not a folder; --out names the model folder to write")
+        entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if entries and not overwrite:
+            listed = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            raise ModelFolderError(f"{out}: the folder is not empty ({listed}); add --overwrite to "
+                                   "replace the model in it, or choose another --out")
+        convert_run(run, out)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _print_json({"run": str(run), "out": str(out), "files": list(MODEL_FILES)})
 
 
 @app.command(cls=_Command)
