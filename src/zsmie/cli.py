@@ -130,11 +130,13 @@ class _ResumeCommand(_Command):
         return super().parse_args(ctx, args)
 
 
+# No "[...]" in help texts: the help's rich markup takes square brackets for a style and drops
+# them with their text.
 PRECISION_HELP = ("fp32 | int8 | int8-onnx: int8 runs the text encoders' linear layers as "
                   "dynamically quantised int8 on the CPU (faster, scores drift slightly; see "
-                  "README); int8-onnx runs them through ONNX Runtime in int8, quantised per "
-                  "token (exported once into the run's onnx/ folder) "
-                  "[default: the run's text.precision, fp32]")
+                  "docs/usage.md); int8-onnx runs them through ONNX Runtime in int8, quantised "
+                  "per token (exported once into the run's onnx/ folder) "
+                  "(default: the run's text.precision, fp32)")
 
 
 def _precision(value: str | None) -> str | None:
