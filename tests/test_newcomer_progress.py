@@ -1,0 +1,39 @@
+"""`zsmie predict`'s progress bar moves with each model batch, not with each chunk of lines."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+from zsmie.serving import stream
+
+
+def test_the_progress_bar_moves_per_batch_not_per_chunk(trained_demo, tmp_path, monkeypatch):
+    bars = []
+
+    class Bar:  # records what predict tells its bar
+        def __init__(self, total=None, **kwargs):
+            self.total, self.updates = total, []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(stream, "tqdm", Bar)
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("".join(
+        json.dumps({"id": f"post-{i}", "text": f"Violinist Clara Weiss was born in Vienna in {1900 + i}",
+                    "head": "Clara Weiss", "tail": "Vienna"}) + "\n" for i in range(150)))
+    batch = tomllib.loads((trained_demo / "config.toml").read_text())["train"]["eval_batch_size"]
+    assert batch < 150 < 1024  # several batches inside one chunk
+
+    written = stream.predict_file(trained_demo, posts, ["place_of_birth", "spouse"],
+                                  output=tmp_path / "out.jsonl", chunk_size=1024)
+
+    assert written == 150
+    (bar,) = bars
+    assert bar.total == 150
+    assert bar.updates == [batch] * (150 // batch) + [150 % batch]
