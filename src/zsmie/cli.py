@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from zsmie.choices import PRECISIONS
+from zsmie.choices import DATA_FORMATS, DEVICES, IMAGE_POLICIES, PRECISIONS, PROTOCOLS, TASKS
 from zsmie.config import ConfigError, load_config
 from zsmie.data.sample import DataError
 from zsmie.display import shown
@@ -139,11 +139,17 @@ PRECISION_HELP = ("fp32 | int8 | int8-onnx: int8 runs the text encoders' linear 
                   "(default: the run's text.precision, fp32)")
 
 
+def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> str:
+    """An option with a fixed set of values, checked before anything loads; the error names the
+    option as typed, not the config key or library argument it becomes."""
+    if value not in allowed:
+        raise ConfigError(f"{flag} {value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
 def _precision(value: str | None) -> str | None:
     """--precision checked before anything loads (None: the run's own)."""
-    if value is not None and value not in PRECISIONS:
-        raise ConfigError(f"--precision {value!r}: expected one of {', '.join(PRECISIONS)}")
-    return value
+    return None if value is None else _choice("--precision", value, PRECISIONS)
 
 
 def _print_json(data: dict) -> None:
@@ -165,9 +171,11 @@ def splits(
     from zsmie.data.datasets import load_samples
     from zsmie.data.splits import make_label_split
 
-    fmt = data_format or {"mre": "mnre", "met": "wikidiverse"}.get(task, task)
-    overrides = [f'task="{task}"', f'data.format="{fmt}"', f"seed={seed}"]
     try:
+        _choice("--task", task, TASKS)
+        fmt = _choice("--format", data_format or {"mre": "mnre", "met": "wikidiverse"}[task],
+                      DATA_FORMATS)
+        overrides = [f'task="{task}"', f'data.format="{fmt}"', f"seed={seed}"]
         config = load_config(None, overrides)
         config.data.dir = str(data_dir)
         samples = load_samples(config)
@@ -228,6 +236,7 @@ def evaluate(
 
     _setup_logging()
     try:
+        _choice("--protocol", protocol, PROTOCOLS)
         if _precision(precision) is not None:
             set_ = [*set_, f'text.precision="{precision}"']
         if protocol != "zero_shot":
@@ -414,6 +423,7 @@ def predict(
 
     _setup_logging()
     try:
+        _choice("--images", images, IMAGE_POLICIES)
         if bool(labels) == (labels_file is not None):
             raise DataError("give the candidate labels with exactly one of --labels or --labels-file")
         candidates = read_label_file(labels_file) if labels_file is not None else split_labels(labels)
@@ -478,9 +488,9 @@ def serve(
 
     _setup_logging()
     logging.getLogger("zsmie.access").setLevel(logging.WARNING if quiet else logging.INFO)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:  # every option checked before the model loads
+        if _choice("--device", device, DEVICES) == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         if not 1 <= port <= 65535:
             raise ConfigError(f"--port {port}: must be between 1 and 65535")
         limits = Limits(max_samples=max_samples, max_labels=max_labels, max_work=max_work,
@@ -589,7 +599,7 @@ def data_check(
     from zsmie.data.check import check_jsonl
 
     try:
-        report = check_jsonl(file, images, max_line_bytes)
+        report = check_jsonl(file, _choice("--images", images, IMAGE_POLICIES), max_line_bytes)
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.format())
@@ -611,7 +621,8 @@ def data_convert(
 
     _setup_logging()
     try:
-        task = task or DEFAULT_TASK.get(data_format, "mre")
+        _choice("--format", data_format, DATA_FORMATS)
+        task = _choice("--task", task or DEFAULT_TASK.get(data_format, "mre"), TASKS)
         # the --set values checked as config settings; the data layer takes the values it reads
         config = load_config(None, [*set_, f'data.format="{data_format}"', f'task="{task}"'])
         count = convert_dataset(data_format, data_dir, out, config.task, config.data.image_dir)
