@@ -32,7 +32,9 @@ def minilm():
 
 @pytest.fixture(scope="session")
 def trained_demo(tmp_path_factory) -> Path:
-    """The embedded demo trained once (1 epoch) for the prediction-at-scale tests."""
+    """The embedded demo trained once (1 epoch): the one finished Proto run shared by every
+    test that needs one. Read only: a test that changes a run copies it into its tmp_path
+    first (shutil.copytree)."""
     from importlib import resources
 
     from zsmie.config import load_config
@@ -60,11 +62,11 @@ def trained_image_demo(tmp_path_factory) -> Path:
 
 
 # `slow` by measured cost (`make test-fast` runs the rest): a fixture that trains a model or
-# reads real MNRE costs 25-40 s of setup on 2 cores (tiny_run 27 s, demo_runs 40 s:
+# reads real MNRE costs 25-40 s of setup on 2 cores (a demo training 27 s, demo_runs 40 s:
 # `pytest --durations=40`), and a test that trains in its own body 10 s or more.
 TRAINING_FIXTURES = frozenset({"trained_demo", "trained_image_demo", "demo_run", "demo_runs",
-                               "tiny_run", "extractor", "none_demo", "mnre_dir", "server",
-                               "browser", "client"})
+                               "extractor", "none_demo", "mnre_dir", "server", "browser",
+                               "client"})
 # Measured at 10 s or more without a training fixture (`pytest -m "not slow" --durations=40`
 # on 2 cores shared with training runs, load 10-15): fresh interpreters importing torch, CLI
 # runs that build a model, MG-VAT's many-step tau searches, hypothesis's many examples.

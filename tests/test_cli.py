@@ -7,13 +7,13 @@ import shutil
 from importlib.metadata import version
 from pathlib import Path
 
-import pytest
 from cli_helpers import invoke
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from zsmie.cli import app
 from zsmie.data.datasets import FORMATS
+from zsmie.display import shown
 
 
 def test_version_prints_the_installed_package_version():
@@ -41,17 +41,9 @@ def printed_json(result) -> dict:
     return json.loads(text[text.index("\n{") + 1:] if not text.startswith("{") else text)
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("cli") / "run"
-    result = invoke("demo", "--out", str(run), *sets(*FAST))
-    assert result.exit_code == 0, result.output
-    return run
-
-
-def test_resume_is_a_flag_beside_out_for_train_and_demo(demo_run, tmp_path):
+def test_resume_is_a_flag_beside_out_for_train_and_demo(trained_demo, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(demo_run, run)
+    shutil.copytree(trained_demo, run)
     test = json.loads((run / "results.json").read_text())["test"]["f1"]
     # the refusal advises --resume beside --out, and that command exists for demo too
     one_line_error(invoke("demo", "--out", str(run), *sets(*FAST)),
@@ -62,7 +54,7 @@ def test_resume_is_a_flag_beside_out_for_train_and_demo(demo_run, tmp_path):
         result = invoke(*args)
         assert result.exit_code == 0, (args, result.output)
         printed = printed_json(result)
-        assert printed["run"] == str(run) and printed["test"]["f1"] == test, args
+        assert printed["run"] == str(run) and printed["test"]["f1"] == shown(test), args
     one_line_error(invoke("demo", "--out", str(run), "--resume", *sets("seed=1")),
                    "--set and --overwrite are not accepted with it")
     one_line_error(invoke("train", "--out", str(run), "--resume", "--config", "x.toml"),
@@ -76,11 +68,11 @@ def test_resume_is_a_flag_beside_out_for_train_and_demo(demo_run, tmp_path):
                        "no config.toml; not a zsmie run folder")
 
 
-def test_set_errors_name_set_not_the_config_file(demo_run, tmp_path):
+def test_set_errors_name_set_not_the_config_file(trained_demo, tmp_path):
     config = REPO / "configs" / "mre_proto.toml"
     for args in (("train", "--config", str(config), "--out", str(tmp_path / "a")),
                  ("demo", "--out", str(tmp_path / "b")),
-                 ("evaluate", "--run", str(demo_run))):
+                 ("evaluate", "--run", str(trained_demo))):
         result = invoke(*args, *sets("seed=1", "model.experts=abc"))
         one_line_error(result, "error: --set model.experts=abc: model.experts = 'abc': expected int")
         assert "toml" not in result.output, result.output

@@ -106,16 +106,8 @@ MNRE_LINE = ("{'token': ['Bill', 'Cosby', 'visits', 'Hollywood'], 'h': {'name': 
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """The demo, one short epoch: a finished run folder to fault."""
-    run = tmp_path_factory.mktemp("robust") / "run"
-    train(load_config(DEMO_TOML, FAST), run)
-    return run
-
-
-@pytest.fixture(scope="module")
-def extractor(tiny_run) -> ZeroShotExtractor:
-    return ZeroShotExtractor.from_run(tiny_run)
+def extractor(trained_demo) -> ZeroShotExtractor:
+    return ZeroShotExtractor.from_run(trained_demo)
 
 
 def one_line_error(result, *parts: str) -> None:
@@ -179,24 +171,24 @@ def test_atomic_write_writes_through_devices(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "null"]
 
 
-def test_predict_output_to_a_symlink_keeps_the_link(tiny_run, tmp_path):
+def test_predict_output_to_a_symlink_keeps_the_link(trained_demo, tmp_path):
     posts = tmp_path / "posts.jsonl"
     posts.write_text(json.dumps(BIRTH) + "\n")
     (tmp_path / "out.jsonl").write_text("")
     (tmp_path / "link.jsonl").symlink_to(tmp_path / "out.jsonl")
-    result = invoke("predict", "--run", str(tiny_run), "--input", str(posts), "--labels",
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(posts), "--labels",
                     "place_of_birth,spouse", "--output", str(tmp_path / "link.jsonl"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "link.jsonl").is_symlink()
     assert json.loads((tmp_path / "out.jsonl").read_text())["id"] == "birth"
 
 
-def test_unwritable_destinations_are_one_line_errors(tiny_run, tmp_path):
+def test_unwritable_destinations_are_one_line_errors(trained_demo, tmp_path):
     posts = tmp_path / "posts.jsonl"
     posts.write_text(json.dumps(BIRTH) + "\n")
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    result = invoke("predict", "--run", str(tiny_run), "--input", str(posts), "--labels",
+    result = invoke("predict", "--run", str(trained_demo), "--input", str(posts), "--labels",
                     "place_of_birth,spouse", "--output", str(blocker / "out.jsonl"))
     one_line_error(result, "cannot write", "a_file")
     result = invoke("data", "convert", "--format", "demo", "--data-dir", ".", "--out",
@@ -215,13 +207,15 @@ def test_unwritable_destinations_are_one_line_errors(tiny_run, tmp_path):
 
 # --- run folders ----------------------------------------------------------------------------
 
-def test_a_finished_run_is_not_overwritten(tiny_run):
-    before = {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()}
-    result = invoke("demo", "--out", str(tiny_run), *[a for s in FAST for a in ("--set", s)])
+def test_a_finished_run_is_not_overwritten(trained_demo, tmp_path):
+    run = tmp_path / "run"  # a copy: the refused claims may not touch the shared run
+    shutil.copytree(trained_demo, run)
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    result = invoke("demo", "--out", str(run), *[a for s in FAST for a in ("--set", s)])
     one_line_error(result, "is not empty", "--resume", "--overwrite")
-    result = invoke("train", "--config", str(DEMO_TOML), "--out", str(tiny_run))
+    result = invoke("train", "--config", str(DEMO_TOML), "--out", str(run))
     one_line_error(result, "is not empty")
-    assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
 def test_a_crashed_run_needs_resume_or_overwrite(tmp_path):
@@ -296,13 +290,13 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path):
     assert (tmp_path / "kept" / "checkpoint" / "state.json").is_file()  # resumable: kept
 
 
-def test_a_damaged_checkpoint_state_is_a_clear_error(tiny_run, tmp_path):
+def test_a_damaged_checkpoint_state_is_a_clear_error(trained_demo, tmp_path):
     for text in ("{not json", "[]", '{"epoch": 1, "surprise": 2}', '{"epoch": "one"}', "\xff"):
         (tmp_path / "state.json").write_text(text, encoding="latin-1")
         with pytest.raises(CheckpointError, match=r"state.json: not a checkpoint state"):
             read_state(tmp_path / "state.json")
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    shutil.copytree(trained_demo, run)
     (run / "checkpoint" / "state.json").write_text("{not json")
     result = invoke("train", "--resume", str(run))
     one_line_error(result, "state.json: not a checkpoint state (JSONDecodeError)")
@@ -321,9 +315,9 @@ def test_non_finite_loss_names_only_files_that_exist(tmp_path):
 
 # --- files that are not what they claim -----------------------------------------------------
 
-def test_evaluate_refuses_weights_that_are_not_safetensors(tiny_run, tmp_path):
+def test_evaluate_refuses_weights_that_are_not_safetensors(trained_demo, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    shutil.copytree(trained_demo, run)
     (run / "best.safetensors").write_bytes(os.urandom(4096))
     one_line_error(invoke("evaluate", "--run", str(run)), "best.safetensors: not a safetensors")
     (tmp_path / "pickled.safetensors").write_bytes(pickle.dumps({"w": torch.zeros(2)}))
