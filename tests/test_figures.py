@@ -69,15 +69,13 @@ def test_sweep_points_and_figure_from_finished_cells(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("figure_runs")
-    runs = {}
-    for name, extra in (("mgvmoe", ["model.experts=2", "model.kl_reduction=\"mean\""]), ("proto", [])):
-        config = load_config(DEMO, [f'model.name="{name}"', "train.epochs=1", "train.progress=false",
-                                    *extra])
-        train(config, root / name)
-        runs[name] = root / name
-    return runs
+def demo_runs(tmp_path_factory, trained_demo) -> dict[str, Path]:
+    """An MG-VMoE demo run of two experts, and the shared Proto demo run (conftest)."""
+    run = tmp_path_factory.mktemp("figure_runs") / "mgvmoe"
+    config = load_config(DEMO, ['model.name="mgvmoe"', "model.experts=2", 'model.kl_reduction="mean"',
+                                "train.epochs=1", "train.progress=false"])
+    train(config, run)
+    return {"mgvmoe": run, "proto": trained_demo}
 
 
 def test_forced_experts_are_evaluated_one_by_one_and_plotted(demo_runs, tmp_path):
