@@ -19,8 +19,6 @@ Test is read once per setting with its choice; differences are paired per seed.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import statistics
@@ -39,7 +37,7 @@ from zsmie.evaluation.metrics import classification_metrics
 from zsmie.evaluation.run import load_final_model
 from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.significance import paired_difference
-from zsmie.io import atomic_write_text
+from zsmie.experiments.tables import csv_text, write_results
 from zsmie.models.templates import template_term
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term
 from zsmie.run_folder import CONFIG, RESULTS
@@ -190,9 +188,7 @@ def tables(cells: dict[str, dict[int, dict]], command: str, start: float) -> tup
               "Same runs for every setting: the settings differ only by post-hoc terms.",
               f"{machine_line()} This invocation {time.time() - start:.0f} s (scores cached "
               "under RUNS/templates/).", ""]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows_csv)
-    return "\n".join(lines), buffer.getvalue()
+    return "\n".join(lines), csv_text(rows_csv)
 
 
 def main() -> None:
@@ -216,9 +212,8 @@ def main() -> None:
             encoder = untouched(run)
             cells.setdefault(row, {})[seed] = cell(parts, encoder)
             logging.info("%s seed %d: %s", row, seed, json.dumps(cells[row][seed]))
-    markdown, csv_text = tables(cells, command_line(), start)
-    atomic_write_text(args.out, markdown)
-    atomic_write_text(args.out.with_suffix(".csv"), csv_text)
+    markdown, long_form = tables(cells, command_line(), start)
+    write_results(args.out, markdown, long_form)
     print(markdown)
 
 

@@ -36,8 +36,6 @@ for both columns: the "with" column differs only by the post-hoc term.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import statistics
@@ -58,7 +56,8 @@ from zsmie.evaluation.protocols import (
 from zsmie.evaluation.run import load_final_model
 from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.significance import paired_difference
-from zsmie.io import atomic_write_json, atomic_write_text
+from zsmie.experiments.tables import csv_text, write_results
+from zsmie.io import atomic_write_json
 from zsmie.models.base import HeadOutput
 from zsmie.models.pipeline import WrappedModel
 from zsmie.models.typing import TypePriored
@@ -238,9 +237,7 @@ def tables(cells: dict[str, dict[int, dict]], command: str, notes: list[str]) ->
         chosen = [f"seed {s}: " + choice(r["type_prior"]) for s, r in sorted(by_seed.items())]
         lines.append(f"- {TITLES[row]}: " + "; ".join(chosen))
     lines += ["", *notes, ""]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows_csv)
-    return "\n".join(lines), buffer.getvalue()
+    return "\n".join(lines), csv_text(rows_csv)
 
 
 OPEN_COLUMNS = (("micro_f1", "micro F1"), ("micro_precision", "micro P"),
@@ -365,9 +362,7 @@ def generalized_tables(cells: dict[str, dict[int, dict[str, dict]]], command: st
                 wins = f"{d.wins} of {len(d.seeds)}"
         lines.append(f"| {TITLES[row]} | " + " | ".join(parts) + f" | {wins} |")
     lines += ["", *notes, ""]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows_csv)
-    return "\n".join(lines), buffer.getvalue()
+    return "\n".join(lines), csv_text(rows_csv)
 
 
 def open_tables(cells: dict[str, dict[int, dict[str, dict]]], command: str,
@@ -406,9 +401,7 @@ def open_tables(cells: dict[str, dict[int, dict[str, dict]]], command: str,
                 wins = f"{d.wins} of {len(d.seeds)}"
         lines.append(f"| {TITLES[row]} | " + " | ".join(parts) + f" | {wins} |")
     lines += ["", *notes, ""]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows_csv)
-    return "\n".join(lines), buffer.getvalue()
+    return "\n".join(lines), csv_text(rows_csv)
 
 
 def main() -> None:
@@ -433,7 +426,7 @@ def main() -> None:
         out = args.out or HERE / "results" / "type_prior_generalized.md"
         general = {row: {seed: generalized_cell(row, seed, args.runs, args.data_dir)
                          for seed in args.seed} for row in args.rows}
-        markdown, csv_text = generalized_tables(general, command, [
+        markdown, long_form = generalized_tables(general, command, [
             "Generalized protocol: each run trained with `protocol=generalized` (20% of each "
             "training relation's samples held out as seen-relation test samples, 10% as "
             "seen-relation validation samples); candidates = the training relations + the test "
@@ -446,8 +439,7 @@ def main() -> None:
             "H acc 53.1 (seed 0, with images).",
             f"{machine_line()} This invocation {time.time() - start:.0f} s (finished runs "
             "and evaluations are reused)."])
-        atomic_write_text(out, markdown)
-        atomic_write_text(out.with_suffix(".csv"), csv_text)
+        write_results(out, markdown, long_form)
         print(markdown)
         return
     cells = {row: {seed: run_cell(row, seed, args.runs, args.data_dir) for seed in args.seed}
@@ -456,7 +448,7 @@ def main() -> None:
         out = args.out or HERE / "results" / "type_prior_open.md"
         open_cells = {row: {seed: open_cell(row, seed, args.runs, args.data_dir)
                             for seed in args.seed} for row in args.rows}
-        markdown, csv_text = open_tables(open_cells, command, [
+        markdown, long_form = open_tables(open_cells, command, [
             "Selection: the type prior as each run chose it on the closed validation split "
             "(benchmarks/results/type_prior.md); the open threshold is chosen on validation "
             "micro-F1 over the validation relations plus the validation part's None samples, "
@@ -465,8 +457,7 @@ def main() -> None:
             "data.max_per_label says).",
             f"{machine_line()} This invocation {time.time() - start:.0f} s "
             "(finished copies are reused)."])
-        atomic_write_text(out, markdown)
-        atomic_write_text(out.with_suffix(".csv"), csv_text)
+        write_results(out, markdown, long_form)
         print(markdown)
         return
     out = args.out or HERE / "results" / "type_prior.md"
@@ -478,9 +469,8 @@ def main() -> None:
         f"{machine_line()} This invocation {time.time() - start:.0f} s (runs reused from "
         "earlier invocations cost nothing here).",
     ]
-    markdown, csv_text = tables(cells, command, notes)
-    atomic_write_text(out, markdown)
-    atomic_write_text(out.with_suffix(".csv"), csv_text)
+    markdown, long_form = tables(cells, command, notes)
+    write_results(out, markdown, long_form)
     print(markdown)
 
 

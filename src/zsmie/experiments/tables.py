@@ -6,8 +6,24 @@ import csv
 import io
 import statistics
 from collections import defaultdict
+from pathlib import Path
+
+from zsmie.io import atomic_write_text
 
 METRICS = (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("Acc", "accuracy"))
+
+
+def csv_text(rows: list[list]) -> str:
+    """Rows as CSV text (a results file's long form), one "\\n" per line."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def write_results(out: Path, markdown: str, long_form: str) -> None:
+    """A results table: `out` (markdown) and its `.csv` beside it, each written atomically."""
+    atomic_write_text(out, markdown)
+    atomic_write_text(out.with_suffix(".csv"), long_form)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
