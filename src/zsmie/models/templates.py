@@ -16,19 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from zsmie.data.templates import fill
 from zsmie.encoders.text import TextEncoder
-
-
-@torch.no_grad()
-def embed(encoder: TextEncoder, strings: Sequence[str], batch_size: int = 256) -> Tensor:
-    """Unit-length mean-pooled embeddings [n, d] of `strings`."""
-    parts = [encoder.embed_texts(list(strings[i:i + batch_size])).float()
-             for i in range(0, len(strings), batch_size)]
-    return F.normalize(torch.cat(parts), dim=-1).cpu()
+from zsmie.models.typing import unit_embeddings
 
 
 @torch.no_grad()
@@ -41,6 +33,6 @@ def template_term(encoder: TextEncoder, sentences: Sequence[str],
     unique = list(dict.fromkeys(filled))
     row = {text: i for i, text in enumerate(unique)}
     index = torch.tensor([row[text] for text in filled]).view(len(sentences), len(templates))
-    sentence = embed(encoder, sentences)  # [N, d]
-    label = embed(encoder, unique)[index]  # [N, C, d]
+    sentence = unit_embeddings(encoder, sentences)  # [N, d]
+    label = unit_embeddings(encoder, unique)[index]  # [N, C, d]
     return torch.einsum("nd,ncd->nc", sentence, label)

@@ -21,6 +21,7 @@ entity matching of RE-Matching (Zhao et al., 2023); it is not part of MG-VMoE's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,14 @@ from zsmie.models.pipeline import WrappedModel
 # The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
 SOURCES = ("phrases", "typer", "both")
 MENTION_CACHE = 100_000  # mention strings whose type log-probabilities are kept
+
+
+@torch.no_grad()
+def unit_embeddings(encoder: TextEncoder, strings: Sequence[str], batch_size: int = 256) -> Tensor:
+    """Unit-length mean-pooled embeddings [n, d] of `strings`, in batches, on the CPU."""
+    parts = [encoder.embed_texts(list(strings[i:i + batch_size])).float()
+             for i in range(0, len(strings), batch_size)]
+    return F.normalize(torch.cat(parts), dim=-1).cpu()
 
 
 class MentionTyper(nn.Module):
@@ -55,12 +64,9 @@ class MentionTyper(nn.Module):
         self._phrases: Tensor | None = None
         self._cache: dict[str, Tensor] = {}
 
-    @torch.no_grad()
     def embed(self, strings: list[str], batch_size: int = 256) -> Tensor:
         """Unit-length embeddings [n, d] of the untouched encoder (mean-pooled)."""
-        parts = [self.encoder.embed_texts(strings[i:i + batch_size]).float()
-                 for i in range(0, len(strings), batch_size)]
-        return F.normalize(torch.cat(parts), dim=-1).cpu()
+        return unit_embeddings(self.encoder, strings, batch_size)
 
     def _typer_logits(self, embedded: Tensor) -> Tensor:
         """The typer's logits [n, K]; a type it never saw gets the mean logit (no evidence)."""
