@@ -61,9 +61,9 @@ def test_label_sample_negative_is_a_config_error(tmp_path):
         load_config(None, ["train.label_sample=-1"])
 
 
-def test_training_encodes_the_sampled_labels_only(tmp_path, monkeypatch):
-    """A fine-tuned demo run with label_sample = 3 and batches of 2 encodes 3 of its 5
-    training labels per step (2 positives + 1 negative), all 5 for validation; it trains."""
+def _demo_run_counting_prototypes(tmp_path, monkeypatch, *overrides: str):
+    """Train the demo (1 epoch, 6 steps of 2 samples, label_sample = 3, `overrides`) while
+    counting the label texts each training step asks prototypes for. Returns (results, sizes)."""
     from importlib import resources
     from pathlib import Path
 
@@ -79,9 +79,15 @@ def test_training_encodes_the_sampled_labels_only(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "label_prototypes", counted)
     demo = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
     config = load_config(demo, ["train.epochs=1", "train.progress=false", "feature_cache=off",
-                                "text.finetune=true", "train.batch_size=2", "train.label_sample=3",
+                                *overrides, "train.batch_size=2", "train.label_sample=3",
                                 "train.steps_per_epoch=6"])
-    results = trainer.train(config, tmp_path / "run")
+    return trainer.train(config, tmp_path / "run"), sizes, config
+
+
+def test_training_encodes_the_sampled_labels_only(tmp_path, monkeypatch):
+    """A fine-tuned demo run with label_sample = 3 and batches of 2 encodes 3 of its 5
+    training labels per step (2 positives + 1 negative), all 5 for validation; it trains."""
+    results, sizes, _ = _demo_run_counting_prototypes(tmp_path, monkeypatch, "text.finetune=true")
     assert sizes == [3] * 6  # the training steps (validation builds its prototypes elsewhere)
     assert results["test"]["f1"] >= 0.0
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
@@ -91,23 +97,6 @@ def test_training_encodes_the_sampled_labels_only(tmp_path, monkeypatch):
 def test_a_frozen_encoder_encodes_every_label_once_and_takes_the_kept_rows(tmp_path, monkeypatch):
     """With a frozen encoder the training labels' prototypes are encoded once (cached) and
     each step takes its kept rows: no prototypes per sampled subset."""
-    from importlib import resources
-    from pathlib import Path
-
-    from zsmie.training import trainer
-
-    asked = []
-    real = trainer.label_prototypes
-
-    def counted(model, texts, cache):
-        asked.append(len(texts))
-        return real(model, texts, cache)
-
-    monkeypatch.setattr(trainer, "label_prototypes", counted)
-    demo = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
-    config = load_config(demo, ["train.epochs=1", "train.progress=false", "feature_cache=off",
-                                "train.batch_size=2", "train.label_sample=3",
-                                "train.steps_per_epoch=6"])
+    _, asked, config = _demo_run_counting_prototypes(tmp_path, monkeypatch)
     assert not config.text.finetune
-    trainer.train(config, tmp_path / "run")
     assert asked == [5] * 6  # every step asks for all 5 (served from the cache), takes 3 rows
