@@ -41,18 +41,19 @@ from zsmie.experiments.tables import csv_text, write_results
 from zsmie.models.templates import template_term
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term
 from zsmie.run_folder import CONFIG, RESULTS
-from zsmie.training.type_prior import fit_typer, search
+from zsmie.training.type_prior import (
+    TEMPLATE_MULTIPLIERS,
+    fit_typer,
+    search,
+    search_templates,
+    spread,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # x scores' spread / term's spread
 TITLES = {"free": "Training-free (descriptions)", "recommended": "Recommended (descriptions)",
           "free_names": "Training-free (names only)", "recommended_names": "Recommended (names only)"}
 SETTINGS = ("none", "templates", "prior", "templates + prior")
-
-
-def spread(matrix: torch.Tensor) -> float:
-    return float(matrix.std(-1, unbiased=False).mean().clamp_min(1e-9))
 
 
 @torch.no_grad()
@@ -95,11 +96,6 @@ def f1(matrix: torch.Tensor, part: dict) -> float:
                                   part["labels"])["f1"]
 
 
-def with_templates(part: dict, weight: float) -> torch.Tensor:
-    scores = part["scores"]
-    return scores + weight * spread(scores) / spread(part["term"]) * part["term"]
-
-
 def prior_term(part: dict, record: dict, encoder) -> torch.Tensor:
     typer = MentionTyper(encoder, record["types"], record["source"], record["temperature"],
                          record["typer"])
@@ -110,27 +106,28 @@ def prior_term(part: dict, record: dict, encoder) -> torch.Tensor:
 
 
 def cell(parts: dict, encoder) -> dict[str, dict]:
-    """Each setting's validation choice, validation F1 and test F1."""
+    """Each setting's validation choice, validation F1 and test F1. The chosen weights are
+    absolute (from validation's spreads), as `train.template_search` stores them."""
     val, test = parts["val"], parts["test"]
+    vocabulary = dict(DEFAULT_TYPES)
     out = {}
     for setting in SETTINGS:
-        weights = WEIGHTS if "templates" in setting else (0.0,)
-        best = None
-        for weight in weights:
-            scores = with_templates(val, weight)
-            if "prior" in setting:
-                record = search(scores, val["gold"], val["labels"], val["samples"], encoder,
-                                dict(DEFAULT_TYPES), parts["typer"])
-                value = record["val_f1"]
-            else:
-                record, value = None, f1(scores, val)
-            if best is None or value > best[0] + 1e-12:
-                best = (value, weight, record)
-        value, weight, record = best
-        scores = with_templates(test, weight)
+        prior = "prior" in setting
+        if "templates" in setting:
+            value, multiple, record = search_templates(
+                val["scores"], val["term"], val["gold"], val["labels"], val["samples"], encoder,
+                vocabulary, parts["typer"], prior)
+        elif prior:
+            record = search(val["scores"], val["gold"], val["labels"], val["samples"], encoder,
+                            vocabulary, parts["typer"])
+            value, multiple = record["val_f1"], 0.0
+        else:
+            record, value, multiple = None, f1(val["scores"], val), 0.0
+        weight = multiple * spread(val["scores"]) / spread(val["term"])
+        scores = test["scores"] + weight * test["term"]
         if record is not None and record["weight"] > 0:
             scores = scores + record["weight"] * prior_term(test, record, encoder)
-        out[setting] = {"val_f1": value, "test_f1": f1(scores, test), "template_weight": weight,
+        out[setting] = {"val_f1": value, "test_f1": f1(scores, test), "template_weight": multiple,
                         "prior": None if record is None else
                         f"{record['source']} x{record['weight'] / record['spread']:.2g}"
                         if record["weight"] > 0 else "none"}
@@ -179,13 +176,15 @@ def tables(cells: dict[str, dict[int, dict]], command: str, start: float) -> tup
             lines.append(f"| {TITLES[row]} | {setting} − {base} | {cols[0][0]} | "
                          f"{cols[0][1]} of {cols[0][2]} | {cols[1][0]} |")
     lines += ["", "Selection: every weight on validation macro-F1 (template weight "
-              f"{', '.join(f'{w:g}' for w in WEIGHTS)} times the scores' spread over the "
-              "term's spread; the type prior's source, temperature and lambda searched as "
-              "`zsmie type-prior` does, for each template weight); ties keep the smaller "
-              "weight. Template term: cosine between the sample's sentence and each label's "
-              "template filled with the sample's entities, both embedded by the untouched "
-              "MiniLM (zsmie.models.templates); templates from data/labels/templates/mnre.toml. "
-              "Same runs for every setting: the settings differ only by post-hoc terms.",
+              f"{', '.join(f'{w:g}' for w in TEMPLATE_MULTIPLIERS)} times the scores' spread "
+              "over the term's spread, both on validation (the absolute weight is applied to "
+              "test, as `train.template_search` stores it); the type prior's source, "
+              "temperature and lambda searched as `zsmie type-prior` does, for each template "
+              "weight); ties keep the smaller weight. Template term: cosine between the "
+              "sample's sentence and each label's template filled with the sample's "
+              "entities, both embedded by the untouched MiniLM (zsmie.models.templates); "
+              "templates from data/labels/templates/mnre.toml. Same runs for every setting: "
+              "the settings differ only by post-hoc terms.",
               f"{machine_line()} This invocation {time.time() - start:.0f} s (scores cached "
               "under RUNS/templates/).", ""]
     return "\n".join(lines), csv_text(rows_csv)

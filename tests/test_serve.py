@@ -348,4 +348,4 @@ def test_label_prototypes_are_cached_per_label_text_across_label_sets(trained_de
     extractor.prototype_cache = 3  # least recently used dropped beyond the bound
     extractor.predict([BIRTH], ["member_of"], top_k=1)
     assert len(extractor._prototypes) == 3
-    assert [text for text, _ in extractor._prototypes][:2] == ["spouse", "founder"]
+    assert [text for text, _, _ in extractor._prototypes][:2] == ["spouse", "founder"]

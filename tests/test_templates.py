@@ -7,11 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zsmie.config import ConfigError, load_config
 from zsmie.data.labels import read_descriptions
 from zsmie.data.sample import DataError
 from zsmie.data.templates import fill, label_templates, read_templates
+from zsmie.data.types import LabelTexts
 from zsmie.data.verbalise import relation_template
-from zsmie.models.templates import template_term
+from zsmie.models.base import HeadOutput
+from zsmie.models.templates import Templated, template_term
 
 
 def test_a_label_name_spells_its_template():
@@ -83,3 +86,62 @@ def test_identical_filled_sentences_are_encoded_once(minilm, monkeypatch):
     assert torch.isfinite(term).all() and term.shape == (2, 1)
     with pytest.raises(ValueError, match="2 sentences but 1 entity pairs"):
         template_term(minilm, ["x", "y"], [("a", "b")], ["{head} {tail}"])
+
+
+class _Inner(torch.nn.Module):
+    """Scores of 1 for every (sample, label); its label side is one row per label."""
+
+    text = uses_images = vision = None
+
+    def prototypes(self, texts):
+        return torch.zeros(len(texts), 1)
+
+    def forward(self, batch, prototypes):
+        return HeadOutput(torch.ones(len(batch.index), prototypes.size(0)), torch.zeros(1))
+
+
+class _Batch:
+    def __init__(self, sentences, entities):
+        self.index = torch.arange(len(sentences))
+        self.sentences, self.entities = sentences, entities
+
+
+def test_the_wrapper_adds_the_weighted_term_by_label_name(minilm):
+    templates = {"/per/loc/place_of_birth": "{head} was born in {tail}"}
+    model = Templated(_Inner(), minilm, templates, weight=2.0)
+    # names: a mapped label, one whose name spells its template, and a text without a name
+    texts = LabelTexts(["born in", "member", "none of these"], names=[
+        "/per/loc/place_of_birth", "/per/org/member_of", None])
+    batch = _Batch(["Obama was born in Hawaii .", "Paris is big ."],
+                   [("Obama", "Hawaii"), ("Paris", None)])
+    prototypes = model.prototypes(texts)
+    assert prototypes.templates == ("{head} was born in {tail}", "{head} is a member of {tail}", None)
+    scores = model(batch, prototypes).scores
+    term = template_term(minilm, ["Obama was born in Hawaii ."], [("Obama", "Hawaii")],
+                         ["{head} was born in {tail}", "{head} is a member of {tail}"])
+    torch.testing.assert_close(scores[0, :2], 1 + 2 * term[0])
+    assert scores[0, 2].item() == 1.0  # the none text: no template
+    assert scores[1].tolist() == [1.0, 1.0, 1.0]  # no tail entity (MET): no term
+    assert prototypes[[0, 2]].templates == ("{head} was born in {tail}", None)
+    off = Templated(_Inner(), minilm, templates, weight=0.0)
+    assert off(batch, off.prototypes(texts)).scores.tolist() == [[1.0] * 3] * 2
+
+
+def test_label_texts_carry_names_into_their_columns():
+    texts = LabelTexts(["a", "b"], [("per", None), (None, None)], ["/per/x/a", "b"])
+    assert texts.columns() == [("a", ("per", None), "/per/x/a"), ("b", (None, None), "b")]
+    assert LabelTexts.of(texts.columns()).key() == texts.key()
+    assert texts.subset([1]).names == ("b",)
+    assert LabelTexts(["a"]).names == (None,)
+    with pytest.raises(ValueError, match="2 label texts but 2 type pairs and 1 names"):
+        LabelTexts(["a", "b"], None, ["a"])
+
+
+def test_template_search_needs_the_type_search_and_the_map_needs_the_search():
+    with pytest.raises(ConfigError, match="train.template_search = true needs train.type_search"):
+        load_config(None, ["train.template_search=true"])
+    with pytest.raises(ConfigError, match="label_templates = 'mnre' is only read with"):
+        load_config(None, ["label_templates=mnre"])
+    config = load_config(None, ["train.type_search=true", "train.template_search=true",
+                                "label_templates=mnre"])
+    assert config.label_templates == "mnre"

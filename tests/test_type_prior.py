@@ -14,8 +14,9 @@ from torch import nn
 from zsmie.data.sample import DataError, Sample, Span
 from zsmie.data.types import LabelTexts, parse_label, parse_labels, types_from_name
 from zsmie.models.base import HeadOutput
+from zsmie.models.templates import Templated
 from zsmie.models.typing import MentionTyper, TypedPrototypes, TypePriored, type_term
-from zsmie.training.type_prior import argument_types, search
+from zsmie.training.type_prior import TEMPLATE_MULTIPLIERS, argument_types, search
 
 KEYS = ["per", "org", "loc", "misc"]
 
@@ -192,6 +193,20 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     kept = json.loads((tmp_path / "run" / "results.json").read_text())
     assert kept["without_type_prior"]["val"]["f1"] == pytest.approx(record["grid"]["lambda=0"], abs=1e-6)
     assert kept["val"]["f1"] == pytest.approx(record["val_f1"], abs=1e-6)
+    # with the entity-filled templates weighed too: weight 0 is a candidate (validation F1
+    # cannot drop), and the run's evaluation with the stored weights gives the search's figure
+    result = invoke("type-prior", "--run", str(tmp_path / "run"), "--data-dir", str(mnre_dir),
+                    "--templates", "mnre")
+    assert result.exit_code == 0, result.output
+    both = json.loads((tmp_path / "run" / "type_prior.json").read_text())
+    assert both["templates"]["source"] == "mnre" and len(both["templates"]["map"]) == 22
+    assert both["templates"]["multiple"] in TEMPLATE_MULTIPLIERS
+    assert both["val_f1"] >= again["val_f1"] - 1e-9
+    kept = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert kept["val"]["f1"] == pytest.approx(both["val_f1"], abs=1e-6)
+    assert "map" not in kept["type_prior"]["templates"]  # the map stays in type_prior.json
+    model = ZeroShotExtractor.from_run(tmp_path / "run").model
+    assert isinstance(model.inner, Templated) == (both["templates"]["weight"] > 0)
 
 
 def test_a_typer_fitted_on_two_types_gives_sklearns_probabilities():

@@ -56,7 +56,7 @@ class Prepared:
         """The part's label texts, with the argument types their names spell (data.types)."""
         labels = self.split.part(part)
         return LabelTexts([self.label_text[label] for label in labels],
-                          [types_from_name(label) for label in labels])
+                          [types_from_name(label) for label in labels], labels)
 
     def data_summary(self) -> dict:
         return {

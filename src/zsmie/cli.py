@@ -540,15 +540,19 @@ def calibrate(
 def type_prior(
     run: Path = typer.Option(..., help="a finished MRE run folder"),
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
+    templates: str | None = typer.Option(
+        None, help="also weigh entity-filled label templates: a packaged alias (mnre) or a "
+        "TOML/JSON file of label -> template; '' for those the label names spell"),
 ) -> None:
     """Fit the type-aware score on the run's validation split; writes RUN/type_prior.json.
 
-    It chooses the typing source, temperature and weight; predict, serve and evaluate apply it."""
+    It chooses the typing source, temperature and weight (and with --templates the template
+    weight); predict, serve and evaluate apply them."""
     from zsmie.training.type_prior import fit_run
 
     _setup_logging()
     try:
-        record = fit_run(run, str(data_dir) if data_dir else None)
+        record = fit_run(run, str(data_dir) if data_dir else None, templates)
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
     _print_json({"type_prior": record["type_prior"],

@@ -170,6 +170,12 @@ class TrainConfig:
     type_search: bool = doc(False, "MRE: after the searches above, choose the type prior's "
                             "source, temperature and weight lambda on validation F1 "
                             "(`type_prior.json`; see docs/usage.md)")
+    template_search: bool = doc(False, "MRE, with `type_search`: also choose the weight of the "
+                                "entity-filled label templates (`label_templates`) on validation "
+                                "F1, 0 included, with the type prior searched for each (kept in "
+                                "`type_prior.json`; each sample then reads every label's "
+                                "template filled with its entities: one more encoder pass per "
+                                "(sample, label) pair)")
 
 
 @dataclass
@@ -203,6 +209,10 @@ class Config:
         "", "label -> description map for `label_text = \"description\"`: a TOML or JSON file, "
         "or a packaged alias (`mnre`, all 22 MNRE relations); a label without a description "
         "gets its `verbalised` text")
+    label_templates: str = doc(
+        "", "label -> entity-filled template map for `train.template_search` (\"{head} was born "
+        "in {tail}\"): a TOML or JSON file, or a packaged alias (`mnre`); a label without a "
+        "template, or every label when empty, gets the one its name spells")
     feature_cache: str = doc(
         "auto", "frozen-encoder features: `auto` (on disk in `$ZSMIE_CACHE` or "
         "`~/.cache/zsmie/features`), a folder (absolute or with a `/`, e.g. `./features`: a "
@@ -291,6 +301,13 @@ class Config:
         if self.train.type_search and self.task != "mre":
             raise ConfigError("train.type_search = true needs task = \"mre\": the type prior "
                               "checks a relation's argument types; MET's labels are the types")
+        if self.train.template_search and not self.train.type_search:
+            raise ConfigError("train.template_search = true needs train.type_search = true: the "
+                              "template weight is chosen with the type prior, and kept in its "
+                              "record")
+        if self.label_templates and not self.train.template_search:
+            raise ConfigError(f"label_templates = {self.label_templates!r} is only read with "
+                              "train.template_search = true")
         _check_head_knobs(self.model)  # last: a range error says more
         return self
 

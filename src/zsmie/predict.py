@@ -94,7 +94,7 @@ class LabelSet:
 
     def label_texts(self) -> LabelTexts:
         """The labels' texts with their types, as a model's label side reads them."""
-        return LabelTexts(self.texts, self.types or None)
+        return LabelTexts(self.texts, self.types or None, self.labels)
 
     def predictions(
         self, samples: Sequence[Sample], scores: torch.Tensor, none_scores: torch.Tensor | None = None
@@ -286,10 +286,11 @@ class ZeroShotExtractor:
         ids = self.model.text.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
         return [min(len(i), self.config.text.max_length) for i in ids]
 
-    def cached(self, texts: Sequence[str], types: Sequence | None = None) -> list[bool]:
-        """Whether each label text's prototype is cached (no encoder work for it)."""
-        types = types or [(None, None)] * len(texts)
-        return [(t, ty) in self._prototypes for t, ty in zip(texts, types, strict=True)]
+    def cached(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each label's prototype is cached (no encoder work for it); a LabelTexts
+        carries the labels' types and names."""
+        columns = (texts if isinstance(texts, LabelTexts) else LabelTexts(texts)).columns()
+        return [column in self._prototypes for column in columns]
 
     @property
     def pairs(self) -> bool:
@@ -305,13 +306,12 @@ class ZeroShotExtractor:
 
     @torch.no_grad()
     def prototypes(self, texts: Sequence[str]):
-        """The label side for these texts (a LabelTexts carries their types), from the cache
-        where present; the missing ones are encoded in one call and cached."""
-        types = getattr(texts, "types", None) or ((None, None),) * len(texts)
-        keys = list(zip(texts, types, strict=True))
+        """The label side for these texts (a LabelTexts carries their types and names), from
+        the cache where present; the missing ones are encoded in one call and cached."""
+        keys = (texts if isinstance(texts, LabelTexts) else LabelTexts(texts)).columns()
         missing = list(dict.fromkeys(k for k in keys if k not in self._prototypes))
         if missing:
-            fresh = self.model.prototypes(LabelTexts([t for t, _ in missing], [ty for _, ty in missing]))
+            fresh = self.model.prototypes(LabelTexts.of(missing))
             for i, key in enumerate(missing):
                 self._prototypes[key] = fresh[[i]]
         parts = []
@@ -396,20 +396,18 @@ class ZeroShotExtractor:
         checked = self._with_images([s for samples, _ in requests for s in samples], images)
         if not checked:
             return [[] for _ in requests]
-        untyped = (None, None)
+        plain = (None, None), None  # the none text: no types, no name
         columns = dict.fromkeys(
             column for _, label_set in requests
-            for column in (*zip(label_set.texts, label_set.label_texts().types, strict=True),
-                           (label_set.none_text, untyped)) if column[0])
+            for column in (*label_set.label_texts().columns(), (label_set.none_text, *plain))
+            if column[0])
         union = {column: j for j, column in enumerate(columns)}
-        texts = LabelTexts([text for text, _ in union], [types for _, types in union])
-        scores = self.scores(checked, texts, batch_size, encoded)
+        scores = self.scores(checked, LabelTexts.of(union), batch_size, encoded)
         out, start = [], 0
         for samples, label_set in requests:
             block = scores[start:start + len(samples)]
-            rows = block[:, [union[c] for c in zip(label_set.texts, label_set.label_texts().types,
-                                                   strict=True)]]
-            none = (block[:, union[(label_set.none_text, untyped)]] if label_set.none_text
+            rows = block[:, [union[c] for c in label_set.label_texts().columns()]]
+            none = (block[:, union[(label_set.none_text, *plain)]] if label_set.none_text
                     else None)
             out.append(label_set.predictions(checked[start:start + len(samples)], rows, none))
             start += len(samples)

@@ -39,7 +39,8 @@ from zsmie.encoders.precision import set_precision
 from zsmie.io import atomic_write, atomic_write_json, atomic_write_text
 from zsmie.models.ensemble import ensembled
 from zsmie.models.pipeline import ZeroShotModel, read_weights
-from zsmie.models.typing import typed
+from zsmie.models.templates import templated
+from zsmie.models.typing import frozen_encoder, typed
 from zsmie.run_folder import (
     CONFIG,
     DATA,
@@ -139,6 +140,16 @@ def _check_type_prior(record: dict | None, path: Path) -> dict | None:
     for key in TYPE_PRIOR_FIELDS:
         if key not in record:
             raise ModelFolderError(f"{path}: field {key!r} missing")
+    templates = record.get("templates")
+    if templates is not None:
+        weight, mapping = templates.get("weight"), templates.get("map")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+            raise ModelFolderError(f"{path}: field 'templates.weight' should be a number >= 0, "
+                                   f"got {weight!r}")
+        if not isinstance(mapping, dict) or not all(
+                isinstance(t, str) and "{head}" in t and "{tail}" in t for t in mapping.values()):
+            raise ModelFolderError(f"{path}: field 'templates.map' should map labels to "
+                                   "templates holding {head} and {tail}")
     return record
 
 
@@ -270,8 +281,12 @@ def answering_model(core: nn.Module, folder: ModelFolder, type_prior: bool = Tru
     encoder in it at `text.precision`."""
     config = folder.config
     model = ensembled(core, config, folder.inference.ensemble_weight(config))
-    if type_prior:
-        model = typed(model, config, folder.inference.type_prior)
+    record = folder.inference.type_prior
+    if type_prior and record is not None:
+        templates = record.get("templates")
+        encoder = (frozen_encoder(model, config) if float(record["weight"]) or
+                   (templates and float(templates["weight"])) else None)
+        model = typed(templated(model, config, templates, encoder), config, record, encoder)
     return set_precision(model.eval(), config.text.precision, cache_dir=folder.path / ONNX)
 
 
@@ -327,6 +342,9 @@ def model_card(config: Config, inference: Inference, results: dict[str, Any] | N
               "- type prior: " + ("none" if not inference.type_prior else
                                   f"{inference.type_prior['source']}, lambda "
                                   f"{float(inference.type_prior['weight']):.4g}"),
+              "- entity-filled label templates: " + (
+                  f"weight {float(inference.type_prior['templates']['weight']):.4g}"
+                  if inference.type_prior and inference.type_prior.get("templates") else "none"),
               "- open set: " + ("not calibrated" if open_set is None else
                                 f"threshold {open_set.threshold:.4f}, "
                                 f"{CALIBRATIONS[open_set.calibration]}"),

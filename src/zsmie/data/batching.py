@@ -40,6 +40,7 @@ class Batch:
     text_states: Tensor | None = None  # [B, L, d] precomputed, frozen encoder
     image_states: Tensor | None = None  # [B, P, d_v] precomputed, frozen encoder
     entities: tuple[tuple[str, str | None], ...] | None = None  # (head, tail) mention texts
+    sentences: tuple[str, ...] | None = None  # each sample's tokens joined by spaces
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {
@@ -78,7 +79,8 @@ class SampleDataset(Dataset):
         sample = self.samples[i]
         item = {"index": i, "encoded": self.encoded[i], "label": self.labels[i],
                 "entities": (sample.entity_text(sample.head),
-                             sample.entity_text(sample.tail) if sample.tail else None)}
+                             sample.entity_text(sample.tail) if sample.tail else None),
+                "sentence": " ".join(sample.tokens)}
         if self.image_states is not None:
             if self.image_states[i] is not None:
                 item["image_states"] = self.image_states[i]
@@ -114,6 +116,8 @@ def collate(items: list[dict], pad_id: int = 0) -> Batch:
         text_states=pad_sequences(states) if len(states) == len(items) else None,
         image_states=_image_states(items),
         entities=tuple(it["entities"] for it in items) if all("entities" in it for it in items)
+        else None,
+        sentences=tuple(it["sentence"] for it in items) if all("sentence" in it for it in items)
         else None,
     )
 

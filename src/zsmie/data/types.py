@@ -109,24 +109,40 @@ def parse_labels(values: Iterable, vocabulary: Mapping[str, str] = DEFAULT_TYPES
 
 
 class LabelTexts(list):
-    """The texts labels' prototypes are built from, with each label's (head, tail) types."""
+    """The texts labels' prototypes are built from, with each label's (head, tail) types and
+    name (what an entity-filled template is looked up by: zsmie.models.templates)."""
 
-    def __init__(self, texts: Iterable[str], types: Sequence[Types] | None = None) -> None:
+    def __init__(self, texts: Iterable[str], types: Sequence[Types] | None = None,
+                 names: Sequence[str | None] | None = None) -> None:
         super().__init__(texts)
         types = tuple(types) if types is not None else ((None, None),) * len(self)
-        if len(types) != len(self):
-            raise ValueError(f"{len(self)} label texts but {len(types)} type pairs")
+        names = tuple(names) if names is not None else (None,) * len(self)
+        if len(types) != len(self) or len(names) != len(self):
+            raise ValueError(f"{len(self)} label texts but {len(types)} type pairs and "
+                             f"{len(names)} names")
         self.types: tuple[Types, ...] = types
+        self.names: tuple[str | None, ...] = names
 
     @property
     def typed(self) -> bool:
         return any(h is not None or t is not None for h, t in self.types)
 
     def subset(self, indices: Iterable[int]) -> LabelTexts:
-        """These labels at `indices` (texts and types), in that order."""
+        """These labels at `indices` (texts, types and names), in that order."""
         indices = list(indices)
-        return LabelTexts([self[i] for i in indices], [self.types[i] for i in indices])
+        return LabelTexts([self[i] for i in indices], [self.types[i] for i in indices],
+                          [self.names[i] for i in indices])
+
+    def columns(self) -> list[tuple[str, Types, str | None]]:
+        """(text, types, name) of each label: what identifies its column of scores."""
+        return list(zip(self, self.types, self.names, strict=True))
+
+    @classmethod
+    def of(cls, columns: Iterable[tuple[str, Types, str | None]]) -> LabelTexts:
+        """The inverse of `columns`."""
+        columns = list(columns)
+        return cls([c[0] for c in columns], [c[1] for c in columns], [c[2] for c in columns])
 
     def key(self) -> tuple:
-        """What identifies these labels' prototypes (texts and types)."""
-        return tuple(self), self.types
+        """What identifies these labels' prototypes (texts, types and names)."""
+        return tuple(self.columns())

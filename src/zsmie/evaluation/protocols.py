@@ -81,7 +81,7 @@ def score_samples(
                             collate, pad_id=model.text.tokenizer.pad_token_id or 0))
     model.eval()
     texts = LabelTexts([prepared.label_text[label] for label in labels],
-                       [types_from_name(label) for label in labels])
+                       [types_from_name(label) for label in labels], labels)
     prototypes = label_prototypes(model, texts, {})
     predictions = run_model(model, loader, prototypes, device=device)
     gold = predictions.labels.numpy().copy()

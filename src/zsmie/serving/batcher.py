@@ -36,19 +36,19 @@ class _Request:
     future: asyncio.Future = field(repr=False)
     order: int  # arrival
     sample_work: list[int]  # encoder tokens of each sample (all labels, for a cross-encoder)
-    labels: list[tuple[str, Any, int]]  # uncached label texts left: (text, types, tokens)
+    labels: list[tuple[Any, int]]  # uncached label columns left: ((text, types, name), tokens)
     next: int = 0  # the next sample to score
     done: list[Prediction] = field(default_factory=list)
 
     @property
     def left(self) -> int:
-        return sum(t for _, _, t in self.labels) + sum(self.sample_work[self.next:])
+        return sum(t for _, t in self.labels) + sum(self.sample_work[self.next:])
 
 
 @dataclass
 class _Piece:
     request: _Request
-    labels: list[tuple[str, Any, int]]
+    labels: list[tuple[Any, int]]
     start: int
     stop: int  # samples [start, stop)
 
@@ -111,19 +111,18 @@ class MicroBatcher:
         if encoded is None:
             encoded = await self.run(extractor.encode, samples)
         tokens = list(sample_tokens) if sample_tokens is not None else [len(e.input_ids) for e in encoded]
-        types = label_set.label_texts().types
-        columns = [(t, ty) for t, ty in zip(label_set.texts, types, strict=True)]
+        columns = label_set.label_texts().columns()
         if label_set.none_text:
-            columns.append((label_set.none_text, (None, None)))
+            columns.append((label_set.none_text, (None, None), None))
         if label_tokens is None:
-            label_tokens = await self.run(extractor.label_tokens, [t for t, _ in columns])
+            label_tokens = await self.run(extractor.label_tokens, [c[0] for c in columns])
         # a cross-encoder reads each sample once per label, with the label's tokens
         sample_work = ([n * len(columns) + sum(label_tokens) for n in tokens] if extractor.pairs
                        else tokens)
         request = _Request(list(samples), list(encoded), label_set,
                            asyncio.get_running_loop().create_future(), next(self._arrivals),
                            sample_work,
-                           [(t, ty, n) for (t, ty), n in zip(columns, label_tokens, strict=True)])
+                           list(zip(columns, label_tokens, strict=True)))
         await self._queue.put(request)
         return await request.future
 
@@ -160,15 +159,14 @@ class MicroBatcher:
     def _take(self, request: _Request, budget: dict, force: bool) -> _Piece | None:
         """The next items of `request` within the budget (at least one when `force`): its
         uncached label texts first, then, once none is left, its samples."""
-        cached = self.extractor.cached([t for t, _, _ in request.labels],
-                                       [ty for _, ty, _ in request.labels])
+        cached = self.extractor.cached(LabelTexts.of(c for c, _ in request.labels))
         request.labels = [item for item, hit in zip(request.labels, cached, strict=True) if not hit]
         labels = []
         for item in request.labels:
-            if budget["tokens"] + item[2] > self.max_tokens and not (force and not labels):
+            if budget["tokens"] + item[1] > self.max_tokens and not (force and not labels):
                 break
             labels.append(item)
-            budget["tokens"] += item[2]
+            budget["tokens"] += item[1]
         start = stop = request.next
         if len(labels) == len(request.labels):  # its label side is ready: its samples
             while stop < len(request.samples) and budget["samples"] < self.max_samples:
@@ -185,7 +183,7 @@ class MicroBatcher:
         """In the model thread: encode the pieces' label texts (cached), then score their samples."""
         labels = [item for piece in pieces for item in piece.labels]
         if labels:
-            self.extractor.prototypes(LabelTexts([t for t, _, _ in labels], [ty for _, ty, _ in labels]))
+            self.extractor.prototypes(LabelTexts.of(c for c, _ in labels))
         scored = [p for p in pieces if p.stop > p.start]
         if not scored:
             return [[] for _ in pieces]

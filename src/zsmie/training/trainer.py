@@ -44,6 +44,7 @@ from zsmie.training.checkpoint import (
 )
 from zsmie.training.label_sampling import remap, sample_labels
 from zsmie.training.type_prior import choose_type_prior
+from zsmie.training.type_prior import summary as type_prior_summary
 
 log = logging.getLogger(__name__)
 SUMMARY = ("precision", "recall", "f1", "accuracy")
@@ -282,7 +283,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
     if chosen is not None:
         results["robust"] = chosen
     if type_prior is not None:
-        results["type_prior"] = {k: v for k, v in type_prior.items() if k not in ("typer", "grid")}
+        results["type_prior"] = type_prior_summary(type_prior)
     if main:
         # Cheap (two passes over validation): the "none of these" threshold for `predict`.
         open_set = calibrate_prepared(prepared, accelerator.unwrap_model(model), out,

@@ -9,6 +9,12 @@ absolute lambda is stored. Ties keep the plainer setting (smaller lambda, phrase
 typer, lower temperature). lambda = 0 (the model as it was) is always a candidate, so
 validation F1 never drops.
 
+With `train.template_search`, the weight of the entity-filled template term
+(zsmie.models.templates) is searched too, as a multiple of the scores' spread over the term's
+(0 included), with the whole type-prior search above run for each; the pair of highest
+validation F1 is kept (ties: the smaller template weight) and the template weight and map are
+stored in the record's `templates`.
+
 The typer (source `typer` and `both`) is a balanced logistic regression on the untouched
 encoder's mention embeddings, fitted on the training part's arguments with the types their
 labels' paths give: seen relations only, so nothing of the unseen labels leaks into it.
@@ -26,12 +32,14 @@ from sklearn.linear_model import LogisticRegression
 from zsmie.assemble import loaders
 from zsmie.config import Config, save_config
 from zsmie.data.sample import Sample
+from zsmie.data.templates import label_templates, read_templates
 from zsmie.data.types import DEFAULT_TYPES, types_from_name
 from zsmie.evaluation.inference import evaluate_part, label_prototypes, run_model
 from zsmie.evaluation.metrics import classification_metrics
 from zsmie.evaluation.open_set import calibrate_prepared
 from zsmie.evaluation.run import load_final_model
 from zsmie.io import atomic_write_json
+from zsmie.models.templates import template_term, templated
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term, typed
 from zsmie.pretrained import require_run_folder
 from zsmie.run_folder import CONFIG, OPEN_SET, RESULTS, TYPE_PRIOR
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 MULTIPLIERS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 TEMPERATURES = (0.02, 0.05, 0.1)
 TYPER_MAX_PER_TYPE = 2000  # arguments per type the typer is fitted on (a random sample)
+TEMPLATE_MULTIPLIERS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # x scores' / term's spread
 
 
 def argument_types(samples: list[Sample], vocabulary=DEFAULT_TYPES) -> tuple[list[str], list[str]]:
@@ -119,6 +128,48 @@ def search(scores: torch.Tensor, gold: torch.Tensor, labels: list[str], samples:
             "val_f1": f1, "chosen_on": "validation macro-F1", "grid": table}
 
 
+def summary(record: dict) -> dict:
+    """What results.json keeps of a type-prior record: the choice, without the typer's
+    coefficients, the search grid and the template map (all in type_prior.json)."""
+    out = {k: v for k, v in record.items() if k not in ("typer", "grid")}
+    if out.get("templates"):
+        out["templates"] = {k: v for k, v in out["templates"].items() if k != "map"}
+    return out
+
+
+def spread(matrix: torch.Tensor) -> float:
+    """The typical spread of a score matrix [N, C]: the mean over rows of the std over columns."""
+    return float(matrix.std(-1, unbiased=False).mean().clamp_min(1e-9))
+
+
+def template_scores(samples: list[Sample], labels: list[str], encoder,
+                    templates: dict[str, str]) -> torch.Tensor:
+    """The template term [N, C] of `samples` against `labels` (zsmie.models.templates)."""
+    return template_term(encoder, [" ".join(s.tokens) for s in samples],
+                         [(s.entity_text(s.head), s.entity_text(s.tail)) for s in samples],
+                         label_templates(labels, templates))
+
+
+def search_templates(scores: torch.Tensor, term: torch.Tensor, gold: torch.Tensor,
+                     labels: list[str], samples: list[Sample], encoder,
+                     vocabulary: dict[str, str], typer_record: dict | None,
+                     prior: bool = True) -> tuple[float, float, dict | None]:
+    """(validation F1, template multiple, type-prior record) of the best template weight,
+    the type prior searched on top of each (`prior`), or alone."""
+    best = None
+    for multiple in TEMPLATE_MULTIPLIERS:
+        shifted = scores + multiple * spread(scores) / spread(term) * term
+        if prior:
+            record = search(shifted, gold, labels, samples, encoder, vocabulary, typer_record)
+            value = record["val_f1"]
+        else:
+            record = None
+            value = classification_metrics(gold.tolist(), shifted.argmax(-1).tolist(), labels)["f1"]
+        if best is None or value > best[0] + 1e-12:
+            best = (value, multiple, record)
+    return best
+
+
 @torch.no_grad()
 def choose_type_prior(config: Config, prepared, model, val_loader, accelerator, out: Path):
     """Search the type prior for `model` (the run's final model) on validation; write
@@ -136,25 +187,44 @@ def choose_type_prior(config: Config, prepared, model, val_loader, accelerator, 
     encoder = frozen_encoder(model, config)
     probe = MentionTyper(encoder, DEFAULT_TYPES)
     typer_record = fit_typer(probe, prepared.parts["train"], config.seed)
-    record = search(predictions.scores, predictions.labels, labels, samples, encoder,
-                    dict(DEFAULT_TYPES), typer_record)
+    scores = predictions.scores
+    if config.train.template_search:
+        mapping = read_templates(config.label_templates) if config.label_templates else {}
+        term = template_scores(samples, labels, encoder, mapping)
+        _, multiple, record = search_templates(scores, term, predictions.labels, labels, samples,
+                                               encoder, dict(DEFAULT_TYPES), typer_record)
+        weight = multiple * spread(scores) / spread(term)
+        record["templates"] = {"weight": weight, "multiple": multiple, "map": mapping,
+                               "source": config.label_templates or "label names"}
+        log.info("templates: weight %.4g (%.2f x spread)", weight, multiple)
+    else:
+        record = search(scores, predictions.labels, labels, samples, encoder,
+                        dict(DEFAULT_TYPES), typer_record)
     if accelerator is None or accelerator.is_main_process:
         atomic_write_json(Path(out) / TYPE_PRIOR, record)
     log.info("type prior: %s, lambda %.4g (%.2f x spread), T %g: validation F1 %.4f (%.4f "
              "without)", record["source"], record["weight"],
              record["weight"] / max(record["spread"], 1e-9), record["temperature"],
              record["val_f1"], record["grid"]["lambda=0"])
+    model = templated(model, config, record.get("templates"), encoder)
     return typed(model, config, record, encoder), record
 
 
-def fit_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
+def fit_run(run_dir: str | Path, data_dir: str | None = None, templates: str | None = None) -> dict:
     """Choose the type prior for a finished run (any model, trained with or without it) on
     its validation split, after the fact: writes type_prior.json, re-calibrates the open-set
     threshold with it, and records in results.json the validation and test figures with it
-    (those without it kept under `without_type_prior`). Returns that part of results.json."""
+    (those without it kept under `without_type_prior`). `templates`: also weigh the
+    entity-filled label templates of this map (`label_templates`; "" for those the names
+    spell). Returns that part of results.json."""
     run = require_run_folder(run_dir, "zsmie type-prior")
     prepared, base, device = load_final_model(run, data_dir, type_prior=False)
     config = prepared.config
+    config.train.type_search = True
+    if templates is not None:
+        if templates:
+            read_templates(templates)  # a bad map fails here, before any scoring
+        config.label_templates, config.train.template_search = templates, True
     data = loaders(prepared, config)
     without = {part: evaluate_part(prepared, base, data[part], part) for part in ("val", "test")}
     model, record = choose_type_prior(config, prepared, base, data["val"], None, run)
@@ -162,12 +232,11 @@ def fit_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
     after = {part: evaluate_part(prepared, model, data[part], part) for part in ("val", "test")}
     if (run / OPEN_SET).is_file():
         calibrate_prepared(prepared, model, run, device)
-    config.train.type_search = True
     save_config(config, run / CONFIG)
     results_path = run / RESULTS
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
     results.setdefault("without_type_prior", without)
     results.update(after)
-    results["type_prior"] = {k: v for k, v in record.items() if k not in ("typer", "grid")}
+    results["type_prior"] = summary(record)
     atomic_write_json(results_path, results)
     return {"type_prior": results["type_prior"], "without_type_prior": without, **after}
