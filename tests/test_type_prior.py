@@ -14,7 +14,7 @@ from torch import nn
 from zsmie.data.sample import DataError, Sample, Span
 from zsmie.data.types import LabelTexts, parse_label, parse_labels, types_from_name
 from zsmie.models.base import HeadOutput
-from zsmie.models.templates import Templated
+from zsmie.models.templates import TEMPLATE_PAIR_TOKENS, Templated
 from zsmie.models.typing import MentionTyper, TypedPrototypes, TypePriored, type_term
 from zsmie.training.type_prior import TEMPLATE_MULTIPLIERS, argument_types, search
 
@@ -205,8 +205,11 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     kept = json.loads((tmp_path / "run" / "results.json").read_text())
     assert kept["val"]["f1"] == pytest.approx(both["val_f1"], abs=1e-6)
     assert "map" not in kept["type_prior"]["templates"]  # the map stays in type_prior.json
-    model = ZeroShotExtractor.from_run(tmp_path / "run").model
-    assert isinstance(model.inner, Templated) == (both["templates"]["weight"] > 0)
+    extractor = ZeroShotExtractor.from_run(tmp_path / "run")
+    templated = both["templates"]["weight"] > 0
+    assert isinstance(extractor.model.inner, Templated) == templated
+    # a request's work counts a filled template per (sample, label) pair
+    assert extractor.work([10], [3, 4]) == 17 + (2 * TEMPLATE_PAIR_TOKENS if templated else 0)
 
 
 def test_a_typer_fitted_on_two_types_gives_sklearns_probabilities():

@@ -40,6 +40,7 @@ from zsmie.display import SCORE_DECIMALS
 from zsmie.evaluation.inference import run_model
 from zsmie.evaluation.open_set import NONE_OF_THESE
 from zsmie.models.pipeline import WrappedModel, ZeroShotModel
+from zsmie.models.templates import TEMPLATE_PAIR_TOKENS, Templated
 from zsmie.pretrained import (
     CALIBRATIONS,
     Inference,
@@ -297,12 +298,26 @@ class ZeroShotExtractor:
         """The model reads every (sample, label) pair (a cross-encoder)."""
         return self.config.model.name == "cross"
 
+    @property
+    def template_tokens(self) -> int:
+        """Encoder tokens each (sample, label) pair adds: TEMPLATE_PAIR_TOKENS when the model
+        weighs entity-filled label templates (one short sentence per pair), else 0."""
+        model = self.model
+        while isinstance(model, WrappedModel):
+            if isinstance(model, Templated):
+                return TEMPLATE_PAIR_TOKENS
+            model = model.wrapped
+        return 0
+
     def work(self, sample_tokens: Sequence[int], label_tokens: Sequence[int]) -> int:
         """Tokens the encoder reads for these samples against these labels: each sample once
-        and each label text once; a cross-encoder reads every (sample, label) pair."""
+        and each label text once; a cross-encoder reads every (sample, label) pair, and a model
+        with label templates a filled template per pair."""
+        pairs = self.template_tokens * len(sample_tokens) * len(label_tokens)
         if self.pairs:
-            return (sum(sample_tokens) * len(label_tokens) + sum(label_tokens) * len(sample_tokens))
-        return sum(sample_tokens) + sum(label_tokens)
+            return (sum(sample_tokens) * len(label_tokens) + sum(label_tokens) * len(sample_tokens)
+                    + pairs)
+        return sum(sample_tokens) + sum(label_tokens) + pairs
 
     @torch.no_grad()
     def prototypes(self, texts: Sequence[str]):

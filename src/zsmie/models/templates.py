@@ -28,6 +28,10 @@ from zsmie.models.base import HeadOutput
 from zsmie.models.pipeline import WrappedModel
 from zsmie.models.typing import frozen_encoder, unit_embeddings
 
+# Encoder tokens of one filled template ("{head} was born in {tail}" with two short mentions,
+# and [CLS]/[SEP]), for accounting a request's work (zsmie.predict, zsmie.serving).
+TEMPLATE_PAIR_TOKENS = 16
+
 
 @torch.no_grad()
 def template_term(encoder: TextEncoder, sentences: Sequence[str],

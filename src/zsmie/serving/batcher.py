@@ -117,8 +117,10 @@ class MicroBatcher:
         if label_tokens is None:
             label_tokens = await self.run(extractor.label_tokens, [c[0] for c in columns])
         # a cross-encoder reads each sample once per label, with the label's tokens
-        sample_work = ([n * len(columns) + sum(label_tokens) for n in tokens] if extractor.pairs
-                       else tokens)
+        # ... and a model with label templates one filled template per (sample, label) pair
+        pairs = extractor.template_tokens * len(columns)
+        sample_work = ([n * len(columns) + sum(label_tokens) + pairs for n in tokens]
+                       if extractor.pairs else [n + pairs for n in tokens])
         request = _Request(list(samples), list(encoded), label_set,
                            asyncio.get_running_loop().create_future(), next(self._arrivals),
                            sample_work,
