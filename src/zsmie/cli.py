@@ -542,7 +542,8 @@ def type_prior(
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
     templates: str | None = typer.Option(
         None, help="also weigh entity-filled label templates: a packaged alias (mnre) or a "
-        "TOML/JSON file of label -> template; '' for those the label names spell"),
+        "TOML/JSON file of label -> template; '' for those the label names spell; 'off': no "
+        "templates (default: as the run's config says)"),
 ) -> None:
     """Fit the type-aware score on the run's validation split; writes RUN/type_prior.json.
 

@@ -97,15 +97,22 @@ def candidates(typer_record: dict | None) -> list[tuple[str, float]]:
     return out
 
 
+def mention_embeddings(samples: list[Sample], encoder,
+                       vocabulary: dict[str, str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The untouched encoder's embeddings of the samples' head and tail mentions."""
+    probe = MentionTyper(encoder, vocabulary)
+    return (probe.embed([s.entity_text(s.head) for s in samples]),
+            probe.embed([s.entity_text(s.tail) for s in samples]))
+
+
 def search(scores: torch.Tensor, gold: torch.Tensor, labels: list[str], samples: list[Sample],
-           encoder, vocabulary: dict[str, str], typer_record: dict | None) -> dict:
-    """The setting of highest validation macro-F1 over (source, temperature, lambda)."""
+           encoder, vocabulary: dict[str, str], typer_record: dict | None,
+           mentions: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """The setting of highest validation macro-F1 over (source, temperature, lambda);
+    `mentions`: mention_embeddings of `samples`, when already computed."""
     label_types = tuple(types_from_name(label, vocabulary) for label in labels)
     spread = float(scores.std(-1, unbiased=False).mean())
-    heads = [s.entity_text(s.head) for s in samples]
-    tails = [s.entity_text(s.tail) for s in samples]
-    probe = MentionTyper(encoder, vocabulary)
-    head_emb, tail_emb = probe.embed(heads), probe.embed(tails)
+    head_emb, tail_emb = mentions or mention_embeddings(samples, encoder, vocabulary)
 
     def f1_of(matrix: torch.Tensor) -> float:
         return classification_metrics(gold.tolist(), matrix.argmax(-1).tolist(), labels)["f1"]
@@ -157,10 +164,12 @@ def search_templates(scores: torch.Tensor, term: torch.Tensor, gold: torch.Tenso
     """(validation F1, template multiple, type-prior record) of the best template weight,
     the type prior searched on top of each (`prior`), or alone."""
     best = None
+    mentions = mention_embeddings(samples, encoder, vocabulary) if prior else None
     for multiple in TEMPLATE_MULTIPLIERS:
         shifted = scores + multiple * spread(scores) / spread(term) * term
         if prior:
-            record = search(shifted, gold, labels, samples, encoder, vocabulary, typer_record)
+            record = search(shifted, gold, labels, samples, encoder, vocabulary, typer_record,
+                            mentions)
             value = record["val_f1"]
         else:
             record = None
@@ -216,12 +225,14 @@ def fit_run(run_dir: str | Path, data_dir: str | None = None, templates: str | N
     threshold with it, and records in results.json the validation and test figures with it
     (those without it kept under `without_type_prior`). `templates`: also weigh the
     entity-filled label templates of this map (`label_templates`; "" for those the names
-    spell). Returns that part of results.json."""
+    spell; "off" for none; None: as the run's config says). Returns that part of results.json."""
     run = require_run_folder(run_dir, "zsmie type-prior")
     prepared, base, device = load_final_model(run, data_dir, type_prior=False)
     config = prepared.config
     config.train.type_search = True
-    if templates is not None:
+    if templates == "off":
+        config.label_templates, config.train.template_search = "", False
+    elif templates is not None:
         if templates:
             read_templates(templates)  # a bad map fails here, before any scoring
         config.label_templates, config.train.template_search = templates, True
