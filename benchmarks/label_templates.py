@@ -38,7 +38,7 @@ from zsmie.evaluation.run import load_final_model
 from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.significance import paired_difference
 from zsmie.experiments.tables import csv_text, write_results
-from zsmie.models.templates import template_term
+from zsmie.models.templates import Templated, template_term
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term
 from zsmie.run_folder import CONFIG, RESULTS
 from zsmie.training.type_prior import (
@@ -134,6 +134,28 @@ def cell(parts: dict, encoder) -> dict[str, dict]:
     return out
 
 
+def cost(run: Path, data_dir: str, n: int, repeats: int = 3) -> dict:
+    """Seconds to rank `n` test samples against the split's test labels with the run's
+    answering model, and with the template term (weight 1, packaged map) on top of it; best of
+    `repeats`, the two alternating, the label prototypes cached beforehand."""
+    from zsmie.predict import ZeroShotExtractor
+
+    plain = ZeroShotExtractor.from_run(run)
+    templated = ZeroShotExtractor.from_run(run)
+    templated.model = Templated(templated.model, untouched(run), read_templates("mnre"), 1.0)
+    prepared, _, _ = load_final_model(run, data_dir, type_prior=False)
+    samples = prepared.parts["test"][:n]
+    label_set = plain.label_set(list(prepared.split.part("test")), prepared.label_text, top_k=1)
+    best = {"without": float("inf"), "with": float("inf")}
+    for _ in range(repeats):
+        for name, extractor in (("without", plain), ("with", templated)):
+            extractor.rank(samples[:8], label_set)  # warm: prototypes and one-off set-up
+            started = time.perf_counter()
+            extractor.rank(samples, label_set)
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {"samples": len(samples), "labels": len(label_set.labels), **best}
+
+
 def summary(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}" \
         if len(values) > 1 else f"{100 * values[0]:.1f}"
@@ -143,7 +165,8 @@ def summary(values: list[float]) -> str:
 PAIRS = (("templates", "none"), ("templates + prior", "prior"))
 
 
-def tables(cells: dict[str, dict[int, dict]], command: str, start: float) -> tuple[str, str]:
+def tables(cells: dict[str, dict[int, dict]], command: str, start: float,
+           timing: dict | None = None) -> tuple[str, str]:
     lines = ["# Entity-filled label sentences on MNRE (text only, unseen relations)", "",
              f"Command: `{command}`", "",
              "| Row | Setting | Test F1 | min | Val F1 | per-seed test F1 | template weight per seed |",
@@ -185,6 +208,12 @@ def tables(cells: dict[str, dict[int, dict]], command: str, start: float) -> tup
               "entities, both embedded by the untouched MiniLM (zsmie.models.templates); "
               "templates from data/labels/templates/mnre.toml. Same runs for every setting: "
               "the settings differ only by post-hoc terms.",
+              *([] if timing is None else [
+                  f"Cost: ranking {timing['samples']} test samples of seed 0 against its "
+                  f"{timing['labels']} test labels with the recommended run takes "
+                  f"{timing['without']:.2f} s without the template term and {timing['with']:.2f} "
+                  f"s with it ({timing['with'] / timing['without']:.1f}x; best of 3, "
+                  "alternating, label prototypes cached).", ""]),
               f"{machine_line()} This invocation {time.time() - start:.0f} s (scores cached "
               "under RUNS/templates/).", ""]
     return "\n".join(lines), csv_text(rows_csv)
@@ -197,6 +226,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "type_prior")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnre"))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "label_templates.md")
+    parser.add_argument("--cost-samples", type=int, default=256,
+                        help="time ranking this many seed-0 test samples with and without the "
+                        "template term (0: skip)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     start = time.time()
@@ -211,7 +243,11 @@ def main() -> None:
             encoder = untouched(run)
             cells.setdefault(row, {})[seed] = cell(parts, encoder)
             logging.info("%s seed %d: %s", row, seed, json.dumps(cells[row][seed]))
-    markdown, long_form = tables(cells, command_line(), start)
+    timing = None
+    if args.cost_samples and (args.runs / "recommended" / "seed0" / RESULTS).is_file():
+        timing = cost(args.runs / "recommended" / "seed0", args.data_dir, args.cost_samples)
+        logging.info("cost: %s", timing)
+    markdown, long_form = tables(cells, command_line(), start, timing)
     write_results(args.out, markdown, long_form)
     print(markdown)
 
