@@ -207,7 +207,7 @@ def tables(cells: dict[str, dict[int, dict]], command: str, start: float,
               "sample's sentence and each label's template filled with the sample's "
               "entities, both embedded by the untouched MiniLM (zsmie.models.templates); "
               "templates from data/labels/templates/mnre.toml. Same runs for every setting: "
-              "the settings differ only by post-hoc terms.",
+              "the settings differ only by post-hoc terms.", "",
               *([] if timing is None else [
                   f"Cost: ranking {timing['samples']} test samples of seed 0 against its "
                   f"{timing['labels']} test labels with the recommended run takes "

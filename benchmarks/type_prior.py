@@ -108,6 +108,7 @@ def run_cell(row: str, seed: int, runs: Path, data_dir: str, protocol: str = "ze
         # trained without the search: fit_run below chooses it and keeps the figures without
         config = load_config(ROOT / "configs" / "mre_recommended.toml",
                              [f"seed={seed}", "images=blank", "train.type_search=false",
+                              "train.template_search=false", "label_templates=\"\"",
                               *ROWS[row], *budget,
                               *(["protocol=generalized"] if generalized else [])])
         config.data.dir = data_dir
