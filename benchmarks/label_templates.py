@@ -7,7 +7,8 @@ benchmarks/results/label_templates.md (+ .csv).
 
 Reads the runs of benchmarks/type_prior.py (RUNS/<row>/seed<N>; run that first). For each run:
 its final model's validation and test scores (without its type prior), the template term
-from the untouched encoder with the packaged MNRE templates (`data/labels/templates/mnre.toml`),
+from the untouched encoder with the packaged MNRE templates (`data/labels/templates/mnre.toml`;
+the names-only rows: the templates the relations' names spell),
 and the type prior's candidates. Selection on validation macro-F1:
 - "prior": the type prior alone, searched as `zsmie type-prior` does (the run's own choice);
 - "templates + prior": the template weight (a multiple of the scores' spread over the term's
@@ -53,21 +54,24 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TITLES = {"free": "Training-free (descriptions)", "recommended": "Recommended (descriptions)",
           "free_names": "Training-free (names only)", "recommended_names": "Recommended (names only)"}
+# Where each row's templates come from: the packaged hand-written map, or, for the names-only
+# rows (no hand-written label text at all), the template each relation's name spells.
+TEMPLATE_SOURCES = {"free": "mnre", "recommended": "mnre", "free_names": "", "recommended_names": ""}
 SETTINGS = ("none", "templates", "prior", "templates + prior")
 
 
 @torch.no_grad()
-def scored_parts(run: Path, data_dir: str, cache: Path) -> dict:
-    """Per part: labels, gold, the model's scores, the template term, the samples' mentions;
-    and the typer fitted on the training part. Cached in `cache` (a finished run's scores
-    do not change)."""
+def scored_parts(run: Path, data_dir: str, cache: Path, source: str) -> dict:
+    """Per part: labels, gold, the model's scores, the template term (templates from
+    `source`: a map, or "" for those the names spell), the samples' mentions; and the typer
+    fitted on the training part. Cached in `cache` (a finished run's scores do not change)."""
     if cache.is_file():
         return torch.load(cache, weights_only=False)
     prepared, model, _ = load_final_model(run, data_dir, type_prior=False)
     config = prepared.config
     data = loaders(prepared, config)
     encoder = frozen_encoder(model, config)
-    templates = read_templates("mnre")
+    templates = read_templates(source) if source else {}
     out = {"typer": fit_typer(MentionTyper(encoder, DEFAULT_TYPES), prepared.parts["train"],
                               config.seed)}
     for part in ("val", "test"):
@@ -206,7 +210,9 @@ def tables(cells: dict[str, dict[int, dict]], command: str, start: float,
               "weight); ties keep the smaller weight. Template term: cosine between the "
               "sample's sentence and each label's template filled with the sample's "
               "entities, both embedded by the untouched MiniLM (zsmie.models.templates); "
-              "templates from data/labels/templates/mnre.toml. Same runs for every setting: "
+              "templates from data/labels/templates/mnre.toml (names-only rows: the templates "
+              "the relation names spell, zsmie.data.verbalise.relation_template). Same runs "
+              "for every setting: "
               "the settings differ only by post-hoc terms.", "",
               *([] if timing is None else [
                   f"Cost: ranking {timing['samples']} test samples of seed 0 against its "
@@ -239,7 +245,8 @@ def main() -> None:
             if not (run / RESULTS).is_file():
                 raise SystemExit(f"{run}: no finished run; make it first with `.venv/bin/python "
                                  f"benchmarks/type_prior.py --rows {row} --seed {seed}`")
-            parts = scored_parts(run, args.data_dir, args.runs / "templates" / row / f"seed{seed}.pt")
+            parts = scored_parts(run, args.data_dir, args.runs / "templates" / row / f"seed{seed}.pt",
+                                 TEMPLATE_SOURCES[row])
             encoder = untouched(run)
             cells.setdefault(row, {})[seed] = cell(parts, encoder)
             logging.info("%s seed %d: %s", row, seed, json.dumps(cells[row][seed]))
