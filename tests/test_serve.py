@@ -50,6 +50,7 @@ def test_health_and_page(client):
     assert health["limits"] == {"max_body_bytes": 4000, "max_samples": 4, "max_image_bytes": 524288,
                                 "max_labels": 6, "max_work": 600, "body_timeout": 30.0}
     assert health["images"] is False  # a text-only run
+    assert health["type_prior"] is False and health["label_templates"] is False  # the demo run
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="labels"' in page.text and 'fetch("predict"' in page.text

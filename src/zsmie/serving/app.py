@@ -235,6 +235,7 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
         return {"status": "ok", "task": extractor.config.task, "model": extractor.config.model.name,
                 "open_set": extractor.threshold is not None,
                 "type_prior": isinstance(extractor.model, TypePriored), "precision": extractor.precision,
+                "label_templates": extractor.template_tokens > 0,  # entity-filled templates weighed
                 "images": extractor.model.uses_images,  # whether samples' image_data is read
                 "limits": asdict(limits),
                 **open_set_rule}
