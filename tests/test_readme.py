@@ -265,3 +265,14 @@ def _serve_until_the_page_answers(command: str, cwd: Path, env: dict) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_the_demo_relations_the_readme_lists_are_the_demos():
+    text = README.read_text(encoding="utf-8")
+    listed = re.search(r"The demo's posts carry (\d+) relations: (.*?); labels it never saw",
+                       text, re.S)
+    assert listed, "the README no longer lists the demo's relations"
+    names = set(re.findall(r"`([a-z_]+)`", listed.group(2)))
+    demo = REPO / "src" / "zsmie" / "data" / "demo" / "mre_demo.jsonl"
+    labels = {json.loads(line)["label"] for line in demo.read_text(encoding="utf-8").splitlines()}
+    assert names == labels and int(listed.group(1)) == len(labels)
