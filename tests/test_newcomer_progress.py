@@ -37,3 +37,30 @@ def test_the_progress_bar_moves_per_batch_not_per_chunk(trained_demo, tmp_path, 
     (bar,) = bars
     assert bar.total == 150
     assert bar.updates == [batch] * (150 // batch) + [150 % batch]
+
+
+def test_log_lines_go_above_a_progress_bar_not_into_its_line():
+    """`make demo` printed its log lines into the epoch bar's line; through tqdm.write each
+    stands on its own line and the bar is drawn again below it."""
+    import io
+    import logging
+
+    from tqdm import tqdm
+
+    from zsmie.cli import _AboveProgressBars
+
+    out = io.StringIO()
+    logger = logging.getLogger("zsmie.test_progress")
+    handler = _AboveProgressBars(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with tqdm(total=4, desc="epoch 1/3", file=out, ascii=True) as bar:
+            bar.update(2)
+            logger.warning("epoch 1: val f1 0.8453")
+            bar.update(2)
+    finally:
+        logger.removeHandler(handler)
+    lines = [line.split("\r")[-1] for line in out.getvalue().split("\n")]
+    assert "epoch 1: val f1 0.8453" in lines  # a line of its own, not after the bar's text

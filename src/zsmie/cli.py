@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import typer
+from tqdm.auto import tqdm
 from typer.core import TyperCommand, TyperGroup
 
 from zsmie.choices import DATA_FORMATS, DEVICES, IMAGE_POLICIES, PRECISIONS, PROTOCOLS, TASKS
@@ -72,8 +73,19 @@ def main(
     pass
 
 
+class _AboveProgressBars(logging.StreamHandler):
+    """Log lines through tqdm.write: each on its own line above a progress bar, which is
+    redrawn below it (a plain stream handler writes into the bar's line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own rule: a handler never raises
+            self.handleError(record)
+
+
 def _setup_logging(run_dir: Path | None = None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [_AboveProgressBars(sys.stderr)]
     if run_dir is not None and _main_process():  # the others must not write before its claim
         run_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(run_dir / TRAIN_LOG, encoding="utf-8"))
