@@ -221,3 +221,15 @@ def test_check_bounds_a_line_and_reads_on(tmp_path):
     assert check_jsonl(path, max_line_bytes=6_000_000).problems[0].line == 2  # read: NULs
     result = invoke("data", "check", str(path), "--max-line-bytes", "0")
     assert result.exit_code == 2 and "--max-line-bytes = 0: must be at least 1" in result.output
+
+
+def test_a_file_without_labels_is_said_to_be_fine_for_predict(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"text": "Clara Weiss was born in Vienna", "head": "Clara Weiss",
+                                "tail": "Vienna"}) + "\n", encoding="utf-8")
+    result = invoke("data", "check", str(path))
+    assert result.exit_code == 0, result.output
+    assert ("labels: 0 distinct; without a label: 1 (fine for `predict`; training and "
+            "evaluation need labels)") in result.output
+    path.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")  # labelled: no such note
+    assert "fine for `predict`" not in invoke("data", "check", str(path)).output

@@ -64,7 +64,9 @@ class CheckReport:
             f"  tasks: {tasks}",
             f"  labels: {len(self.labels)} distinct"
             + "".join(f", {k} ({v})" for k, v in self.labels.most_common())
-            + f"; unlabelled samples: {self.unlabelled}",
+            + f"; without a label: {self.unlabelled}"
+            + (" (fine for `predict`; training and evaluation need labels)"
+               if self.unlabelled == self.samples and self.samples else ""),
             f"  images: {images}",
         ]
         return "\n".join(rows)
