@@ -14,8 +14,8 @@ from pathlib import Path
 
 from zsmie.assemble import loaders, prepare
 from zsmie.config import load_config
-from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.experiments.provenance import command_line, machine_line
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent

@@ -38,8 +38,8 @@ from zsmie.data.mnre import read_mnre
 from zsmie.encoders.precision import engine_report, set_precision
 from zsmie.evaluation.run import load_run
 from zsmie.experiments.provenance import command_line, cpu_flags, cpu_model
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.io import atomic_write_text
-from zsmie.predict import ZeroShotExtractor
 from zsmie.run_folder import DATA, RESULTS
 
 HERE = Path(__file__).resolve().parent
@@ -82,13 +82,13 @@ def alternate(arms: dict, samples: list, labels: list[str], repeats: int) -> dic
     seconds: dict[str, list[float]] = {name: [] for name in arms}
     for extractor, by_length in arms.values():  # warm-up: prototypes, allocators
         extractor.by_length = by_length
-        extractor.rank(samples[:64], extractor.label_set(labels, top_k=1), "blank")
+        extractor.rank(samples[:64], extractor.label_set(labels, top_k=1), images="blank")
     for _ in range(repeats):
         for name, (extractor, by_length) in arms.items():
             extractor.by_length = by_length
             label_set = extractor.label_set(labels, top_k=len(labels))
             start = time.perf_counter()
-            extractor.rank(samples, label_set, "blank")
+            extractor.rank(samples, label_set, images="blank")
             seconds[name].append(time.perf_counter() - start)
             print(name, f"{seconds[name][-1]:.1f} s", flush=True)
     return {name: {"sps": len(samples) / statistics.median(s), "seconds": s}

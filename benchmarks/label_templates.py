@@ -33,12 +33,13 @@ from zsmie.config import load_config
 from zsmie.data.templates import label_templates, read_templates
 from zsmie.data.types import DEFAULT_TYPES, types_from_name
 from zsmie.encoders.text import TextEncoder
-from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.metrics import classification_metrics
 from zsmie.evaluation.run import load_final_model
 from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.significance import paired_difference
 from zsmie.experiments.tables import csv_text, write_results
+from zsmie.inference.extractor import ZeroShotExtractor
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.models.templates import Templated, template_term
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term
 from zsmie.run_folder import CONFIG, RESULTS
@@ -142,14 +143,13 @@ def cost(run: Path, data_dir: str, n: int, repeats: int = 3) -> dict:
     """Seconds to rank `n` test samples against the split's test labels with the run's
     answering model, and with the template term (weight 1, packaged map) on top of it; best of
     `repeats`, the two alternating, the label prototypes cached beforehand."""
-    from zsmie.predict import ZeroShotExtractor
-
     plain = ZeroShotExtractor.from_run(run)
     templated = ZeroShotExtractor.from_run(run)
     templated.model = Templated(templated.model, untouched(run), read_templates("mnre"), 1.0)
     prepared, _, _ = load_final_model(run, data_dir, type_prior=False)
     samples = prepared.parts["test"][:n]
-    label_set = plain.label_set(list(prepared.split.part("test")), prepared.label_text, top_k=1)
+    label_set = plain.label_set(list(prepared.split.part("test")), descriptions=prepared.label_text,
+                              top_k=1)
     best = {"without": float("inf"), "with": float("inf")}
     for _ in range(repeats):
         for name, extractor in (("without", plain), ("with", templated)):

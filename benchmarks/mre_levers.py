@@ -30,7 +30,7 @@ import os
 import time
 from pathlib import Path
 
-from zsmie.evaluation.inference import metrics_of
+from zsmie.evaluation.metrics import metrics_of
 from zsmie.evaluation.run import load_run
 from zsmie.experiments.provenance import command_line, machine_line
 from zsmie.experiments.runner import Grid, load_grid, run_grid, write_table

@@ -44,10 +44,10 @@ import torch
 
 from zsmie.data.batching import SampleDataset, collate
 from zsmie.data.datasets import demo_path
+from zsmie.inference.batch import scored_chunks
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.io import atomic_write_text
-from zsmie.predict import ZeroShotExtractor
 from zsmie.run_folder import RUN_WEIGHTS
-from zsmie.serving.stream import scored_chunks
 
 HERE = Path(__file__).resolve().parent
 LABELS = ["place_of_birth", "subsidiary", "spouse", "employer"]
@@ -117,7 +117,7 @@ def tiny_run(work: Path) -> Path:
 
 MEASURE = """
 import resource, sys, time
-from zsmie.serving.stream import predict_file
+from zsmie.inference.batch import predict_file
 start = time.perf_counter()
 n = predict_file(sys.argv[1], sys.argv[2], {labels!r}, top_k=2, output=sys.argv[3], progress=False)
 print(n, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -30,8 +30,8 @@ from zsmie.assemble import loaders, make_accelerator, precompute_image_states, p
 from zsmie.config import load_config
 from zsmie.data.mnre import read_mnre
 from zsmie.encoders.cache import FeatureCache
-from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.experiments.provenance import command_line, machine_line
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.io import atomic_write_text
 from zsmie.training.trainer import train_epoch
 

@@ -36,7 +36,7 @@ def _exception_classes() -> list[tuple[str, str]]:
 def test_import_zsmie_gives_the_public_api():
     from zsmie.config import load_config
     from zsmie.data.sample import Sample
-    from zsmie.predict import ZeroShotExtractor
+    from zsmie.inference.extractor import ZeroShotExtractor
     from zsmie.training.trainer import train
 
     assert zsmie.ZeroShotExtractor is ZeroShotExtractor

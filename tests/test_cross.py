@@ -33,7 +33,7 @@ def test_training_candidates_hold_the_gold_label_and_sampled_negatives():
 
 @pytest.mark.slow
 def test_cross_encoder_trains_on_the_demo_and_beats_chance_on_unseen_labels(tmp_path):
-    from zsmie.predict import ZeroShotExtractor
+    from zsmie.inference.extractor import ZeroShotExtractor
     from zsmie.training.trainer import train
 
     config = load_config(DEMO, ["model.name=cross", "text.finetune=true", "train.lr=3e-5",

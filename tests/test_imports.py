@@ -3,8 +3,10 @@ imports it back. Read from the source (ast), in-function imports included, so a 
 in a function body is caught too.
 
     model code:   data <- encoders <- layers/losses <- models     (errors, io: leaves)
-    application:  config, assemble, pretrained, evaluation, training, experiments, predict,
+    application:  config, assemble, pretrained, inference, evaluation, training, experiments,
                   serving, cli, run_folder
+    inference (extractor, scoring, batch file prediction, open set) reads the models and is read
+    by evaluation, training, experiments, serving and the CLI, never the other way round.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "zsmie"
 LOWER = ("data", "encoders", "layers", "losses", "models")
 APPLICATION = ("config", "training", "evaluation", "experiments", "serving", "assemble",
-               "predict", "cli", "run_folder", "pretrained")
+               "inference", "cli", "run_folder", "pretrained")
+# what inference sits below: it never imports them
+ABOVE_INFERENCE = ("evaluation", "training", "experiments", "serving", "cli")
 # In-function imports of zsmie modules that remain, and why: the CLI loads a command's
 # modules (torch, transformers: seconds) only when that command runs, so `zsmie --help`,
 # `zsmie data check` and `zsmie splits` start fast. Nothing imports the CLI, so these close
@@ -69,6 +73,15 @@ def test_the_graph_is_read():
 def test_lower_layers_never_import_the_application():
     bad = [f"{a}:{line} imports {b}" for a, b, _, line in import_edges()
            if _package(a) in LOWER and _package(b) in APPLICATION]
+    assert not bad, bad
+
+
+def test_inference_imports_nothing_above_it():
+    edges = import_edges()
+    assert {("zsmie.evaluation.metrics", "zsmie.inference.scoring"),
+            ("zsmie.serving.app", "zsmie.inference.extractor")} <= {(a, b) for a, b, *_ in edges}
+    bad = [f"{a}:{line} imports {b}" for a, b, _, line in edges
+           if _package(a) == "inference" and _package(b) in ABOVE_INFERENCE]
     assert not bad, bad
 
 

@@ -16,7 +16,7 @@ from zsmie.data.datasets import demo_path
 from zsmie.data.jsonl import read_jsonl
 from zsmie.encoders.precision import set_precision
 from zsmie.encoders.text import TextEncoder
-from zsmie.predict import ZeroShotExtractor
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.serving.app import create_app
 
 
@@ -139,12 +139,12 @@ def test_length_sorted_batches_answer_in_input_order(extractors, demo_test):
     samples, labels = demo_test
     extractor = extractors["fp32"]
     label_set = extractor.label_set(labels, top_k=len(labels))
-    plain = extractor.rank(samples, label_set, "blank", batch_size=4)
+    plain = extractor.rank(samples, label_set, images="blank", batch_size=4)
     try:
         extractor.by_length = True
         lengths = [len(extractor.model.text.encode_sample(s).input_ids) for s in samples]
         assert lengths != sorted(lengths)  # the order really changes
-        batched = extractor.rank(samples, label_set, "blank", batch_size=4)
+        batched = extractor.rank(samples, label_set, images="blank", batch_size=4)
     finally:
         extractor.by_length = False
     assert [p.id for p in batched] == [p.id for p in plain]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 
-from zsmie.serving import stream
+import zsmie.inference.batch as file_prediction
 
 
 def test_the_progress_bar_moves_per_batch_not_per_chunk(trained_demo, tmp_path, monkeypatch):
@@ -22,7 +22,7 @@ def test_the_progress_bar_moves_per_batch_not_per_chunk(trained_demo, tmp_path, 
         def close(self):
             pass
 
-    monkeypatch.setattr(stream, "tqdm", Bar)
+    monkeypatch.setattr(file_prediction, "tqdm", Bar)
     posts = tmp_path / "posts.jsonl"
     posts.write_text("".join(
         json.dumps({"id": f"post-{i}", "text": f"Violinist Clara Weiss was born in Vienna in {1900 + i}",
@@ -30,8 +30,8 @@ def test_the_progress_bar_moves_per_batch_not_per_chunk(trained_demo, tmp_path, 
     batch = tomllib.loads((trained_demo / "config.toml").read_text())["train"]["eval_batch_size"]
     assert batch < 150 < 1024  # several batches inside one chunk
 
-    written = stream.predict_file(trained_demo, posts, ["place_of_birth", "spouse"],
-                                  output=tmp_path / "out.jsonl", chunk_size=1024)
+    written = file_prediction.predict_file(trained_demo, posts, ["place_of_birth", "spouse"],
+                                           output=tmp_path / "out.jsonl", chunk_size=1024)
 
     assert written == 150
     (bar,) = bars

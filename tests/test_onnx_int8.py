@@ -98,7 +98,7 @@ def test_exports_go_beside_the_weights_or_to_the_feature_cache(tmp_path, monkeyp
 def test_a_run_predicts_at_int8_onnx_with_its_export_beside_the_weights(trained_demo):
     import json
 
-    from zsmie.predict import ZeroShotExtractor
+    from zsmie.inference.extractor import ZeroShotExtractor
 
     labels = json.loads((trained_demo / "data.json").read_text())["split"]["test"]
     samples = [s for s in read_jsonl(demo_path()) if s.label in labels]

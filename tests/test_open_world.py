@@ -19,7 +19,6 @@ from zsmie.data.datasets import demo_path
 from zsmie.data.jsonl import read_jsonl
 from zsmie.data.open_world import hold_out_seen, null_samples_by_part
 from zsmie.data.sample import DataError, Sample, Span
-from zsmie.evaluation.open_set import NONE_OF_THESE, choose_threshold
 from zsmie.evaluation.open_world import (
     choose_stacking_constant,
     generalized_metrics,
@@ -27,7 +26,8 @@ from zsmie.evaluation.open_world import (
     pr_curve,
 )
 from zsmie.evaluation.protocols import evaluate_run_protocol
-from zsmie.predict import ZeroShotExtractor
+from zsmie.inference.extractor import ZeroShotExtractor
+from zsmie.inference.open_set import NONE_OF_THESE, choose_threshold
 from zsmie.training.trainer import train
 
 DEMO_TOML = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))

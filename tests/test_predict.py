@@ -23,16 +23,15 @@ from zsmie.data.jsonl import read_jsonl
 from zsmie.data.sample import DataError, Sample, Span
 from zsmie.encoders.vision import build_vision_encoder
 from zsmie.evaluation.metrics import classification_metrics
-from zsmie.evaluation.open_set import (
+from zsmie.evaluation.run import calibrate_run, evaluate_run
+from zsmie.inference.extractor import Prediction, ZeroShotExtractor
+from zsmie.inference.open_set import (
     NONE_OF_THESE,
-    calibrate_run,
     choose_threshold,
     leave_one_label_out,
 )
-from zsmie.evaluation.run import evaluate_run
 from zsmie.models.pipeline import ZeroShotModel
 from zsmie.models.registry import build_head
-from zsmie.predict import Prediction, ZeroShotExtractor
 from zsmie.training.trainer import train
 
 DEMO_TOML = Path(str(resources.files("zsmie.data.demo").joinpath("demo.toml")))
@@ -85,7 +84,7 @@ def test_ranks_labels_never_seen_in_training(demo_run, extractor):
 
 
 def test_labels_seen_in_training_are_logged(extractor, caplog):
-    with caplog.at_level(logging.WARNING, logger="zsmie.predict"):
+    with caplog.at_level(logging.WARNING, logger="zsmie.inference.extractor"):
         extractor.predict([BIRTH], ["place_of_birth", "couple"])
     assert "labels seen in training (not zero-shot for this run): ['couple']" in caplog.text
 
@@ -224,7 +223,8 @@ def test_stored_open_set_score_is_the_leave_one_label_out_macro_f1(demo_run, ext
     samples = [s for s in read_jsonl(demo_path()) if s.label in labels]
     dataset = SampleDataset(samples, [model.text.encode_sample(s) for s in samples],
                             {label: i for i, label in enumerate(labels)})
-    scores, answers, gold = leave_one_label_out(model, dataset, extractor.label_texts(labels), 8)
+    scores, answers, gold = leave_one_label_out(model, dataset, extractor.label_texts(labels),
+                                               batch_size=8)
     predicted = np.where(scores >= stored["threshold"], answers, len(labels))
     sk = classification_metrics(gold, predicted, [*labels, NONE_OF_THESE])
     assert sk["f1"] == pytest.approx(stored["macro_f1"]) and len(gold) == 2 * stored["samples"]

@@ -192,8 +192,8 @@ def test_the_cli_reports_a_damaged_record_in_one_line(tmp_path):
 def test_commands_that_write_a_runs_records_refuse_a_model_folder(tmp_path):
     """calibrate, type-prior and evaluate --protocol write open_set.json / type_prior.json,
     which a model folder does not read (its records are in inference.json)."""
-    from zsmie.evaluation.open_set import calibrate_run
     from zsmie.evaluation.protocols import evaluate_run_protocol
+    from zsmie.evaluation.run import calibrate_run
     from zsmie.training.type_prior import fit_run
 
     folder = _folder(tmp_path, MODEL_WEIGHTS)

@@ -10,7 +10,7 @@ from torch import nn
 from zsmie.assemble import build_model, loaders, prepare
 from zsmie.config import ConfigError, load_config
 from zsmie.encoders.packaged import EncoderError
-from zsmie.evaluation.inference import label_prototypes, run_model
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.losses.l2sp import L2SP
 from zsmie.models.ensemble import mix_scores
 from zsmie.training.robust import (

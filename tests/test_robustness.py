@@ -88,9 +88,9 @@ from zsmie.data.jsonl import parse_jsonl_record
 from zsmie.data.mnre import parse_mnre_line, read_mnre_file
 from zsmie.data.sample import DataError, Span
 from zsmie.errors import CheckpointError
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.io import NEW_FILE_MODE, atomic_write, atomic_write_text
 from zsmie.models.pipeline import read_weights
-from zsmie.predict import ZeroShotExtractor
 from zsmie.run_folder import LOCK, RunFolderError, claim_run
 from zsmie.training.checkpoint import read_state
 from zsmie.training.trainer import NonFiniteLoss, check_finite, train
@@ -466,7 +466,7 @@ def test_a_labels_string_is_one_comma_separated_list(extractor):
 
 
 def test_predict_warns_on_repeated_ids(extractor, caplog):
-    with caplog.at_level("WARNING", logger="zsmie.predict"):
+    with caplog.at_level("WARNING", logger="zsmie.inference.extractor"):
         predictions = extractor.predict([BIRTH, BIRTH, {**BIRTH, "id": "other"}],
                                         ["place_of_birth", "spouse"])
     assert [p.id for p in predictions] == ["birth", "birth", "other"]

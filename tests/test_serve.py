@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import invoke
 from fastapi.testclient import TestClient
 
-from zsmie.predict import ZeroShotExtractor
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.serving.app import Limits, create_app
 from zsmie.serving.batcher import MicroBatcher
 

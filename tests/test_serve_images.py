@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from zsmie.predict import ZeroShotExtractor
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.serving.app import Limits, create_app
 
 BIRTH = {"id": "birth", "text": "Violinist Clara Weiss was born in Vienna in 1990",

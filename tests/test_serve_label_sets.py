@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from zsmie.predict import ZeroShotExtractor
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.serving.batcher import MicroBatcher
 
 POST = {"id": "post", "text": "Violinist Clara Weiss was born in Vienna in 1990",

@@ -19,8 +19,8 @@ from zsmie.data.datasets import demo_path
 from zsmie.data.jsonl import read_jsonl
 from zsmie.data.labels import read_label_file
 from zsmie.data.sample import DataError
-from zsmie.predict import ZeroShotExtractor
-from zsmie.serving.stream import lock_path, partial_path, predict_file, settings_path
+from zsmie.inference.batch import lock_path, partial_path, predict_file, settings_path
+from zsmie.inference.extractor import ZeroShotExtractor
 
 LABELS = "place_of_birth,subsidiary,spouse,employer"
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
@@ -95,7 +95,7 @@ def test_the_progress_bar_advances_per_model_batch_not_per_chunk(trained_demo, p
         def close(self):
             pass
 
-    monkeypatch.setattr("zsmie.serving.stream.tqdm", Bar)
+    monkeypatch.setattr("zsmie.inference.batch.tqdm", Bar)
     # one chunk of all 100 samples: the model's batches of 64 move the bar, 64 then 36
     assert predict_file(trained_demo, posts, LABELS.split(","), output=tmp_path / "p.jsonl",
                         chunk_size=1024) == 100

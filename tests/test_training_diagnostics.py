@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-import zsmie.evaluation.inference as inference
+import zsmie.evaluation.metrics as metrics_module
 from zsmie.assemble import loaders, prepare
 from zsmie.config import load_config
 from zsmie.training.trainer import train
@@ -23,18 +23,18 @@ def test_two_validation_passes_mid_finetuning_give_identical_prototypes_and_scor
     prepared = prepare(config, torch.device("cpu"))
     model = prepared.model
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    run_model = inference.run_model
+    run_model = metrics_module.run_model
 
     def recording(model, loader, prototypes, *args, **kwargs):
         predictions = run_model(model, loader, prototypes, *args, **kwargs)
         seen.append((prototypes.clone(), predictions.scores.clone()))
         return predictions
 
-    monkeypatch.setattr(inference, "run_model", recording)
+    monkeypatch.setattr(metrics_module, "run_model", recording)
     val = loaders(prepared, config)["val"]
     for _ in range(2):
         model.train()  # as the training loop leaves it, dropout on in the encoder and head
-        metrics = inference.evaluate_part(prepared, model, val, "val")
+        metrics = metrics_module.evaluate_part(prepared, model, val, "val")
     (p1, s1), (p2, s2) = seen
     assert not p1.requires_grad and torch.equal(p1, p2) and torch.equal(s1, s2)
     model.eval()

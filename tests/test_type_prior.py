@@ -158,7 +158,7 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     """A capped real-MNRE training-free run with train.type_search: the run keeps its choice,
     validation F1 does not drop, and prediction from the folder applies it."""
     from zsmie.config import load_config
-    from zsmie.predict import ZeroShotExtractor
+    from zsmie.inference.extractor import ZeroShotExtractor
     from zsmie.training.trainer import train
 
     config = load_config(None, ["model.name=similarity", "data.max_per_label=12",

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "ZeroShotExtractor": "zsmie.predict",
+    "ZeroShotExtractor": "zsmie.inference.extractor",
     "load_config": "zsmie.config",
     "train": "zsmie.training.trainer",
     "Sample": "zsmie.data.sample",
@@ -34,7 +34,7 @@ __all__ = ["ZeroShotExtractor", "ZsmieError", "Sample", "load_config", "train"]
 if TYPE_CHECKING:
     from zsmie.config import load_config
     from zsmie.data.sample import Sample
-    from zsmie.predict import ZeroShotExtractor
+    from zsmie.inference.extractor import ZeroShotExtractor
     from zsmie.training.trainer import train
 
 

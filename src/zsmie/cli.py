@@ -431,7 +431,7 @@ def predict(
 
     Several processes: `accelerate launch -m zsmie predict ...` (same lines, same order)."""
     from zsmie.data.labels import read_label_file, split_labels
-    from zsmie.serving.stream import predict_file
+    from zsmie.inference.batch import predict_file
 
     _setup_logging()
     try:
@@ -439,8 +439,10 @@ def predict(
         if bool(labels) == (labels_file is not None):
             raise DataError("give the candidate labels with exactly one of --labels or --labels-file")
         candidates = read_label_file(labels_file) if labels_file is not None else split_labels(labels)
-        predict_file(run, input_file, candidates, descriptions, top_k, open_set, images, output,
-                     chunk_size, resume, progress, _precision(precision), max_line_bytes)
+        predict_file(run, input_file, candidates, descriptions=descriptions, top_k=top_k,
+                     open_set=open_set, images=images, output=output, chunk_size=chunk_size,
+                     resume=resume, progress=progress, precision=_precision(precision),
+                     max_line_bytes=max_line_bytes)
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
 
@@ -493,7 +495,7 @@ def serve(
     """An HTTP JSON API over a run (POST /predict, GET /health) and a page to try it at /."""
     import torch
 
-    from zsmie.predict import ZeroShotExtractor
+    from zsmie.inference.extractor import ZeroShotExtractor
     from zsmie.serving.app import Limits, create_app
     from zsmie.serving.batcher import MicroBatcher
     from zsmie.serving.server import serve as run_server
@@ -536,7 +538,7 @@ def calibrate(
     data_dir: Path | None = typer.Option(None, help="dataset folder, if it moved"),
 ) -> None:
     """Choose the open-set threshold on the run's validation split; writes RUN/open_set.json."""
-    from zsmie.evaluation.open_set import calibrate_run
+    from zsmie.evaluation.run import calibrate_run
 
     _setup_logging()
     try:

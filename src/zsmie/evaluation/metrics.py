@@ -1,12 +1,17 @@
 """Test metrics as the paper reports them: scikit-learn macro P / R / F1 over the label set,
-and accuracy. (ZS-BERT and RE-Matching report a different "macro": not comparable.)"""
+and accuracy. (ZS-BERT and RE-Matching report a different "macro": not comparable.) Of class
+indices (classification_metrics), of a model's scored predictions (metrics_of), and of one
+split part of a prepared run (evaluate_part)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+from zsmie.inference.scoring import Predictions, label_prototypes, run_model
 
 
 def classification_metrics(
@@ -38,3 +43,23 @@ def classification_metrics(
             for i, label in enumerate(labels)
         },
     }
+
+
+def metrics_of(predictions: Predictions, labels: list[str]) -> dict:
+    return classification_metrics(
+        predictions.labels.tolist(), predictions.predicted.tolist(), labels
+    )
+
+
+@torch.no_grad()
+def evaluate_part(prepared, model, loader, part: str, *, accelerator=None, cache=None) -> dict:
+    """Metrics of one split part (val or test) over its own, unseen, label set.
+
+    Everything runs in eval mode without autograd, the label prototypes included: with a
+    fine-tuned encoder, prototypes built in training mode carry dropout noise, and model
+    selection on them would be noisy. The caller switches back to training mode."""
+    core = accelerator.unwrap_model(model) if accelerator is not None else model
+    model.eval()
+    prototypes = label_prototypes(core, prepared.texts(part), {} if cache is None else cache)
+    predictions = run_model(model, loader, prototypes, accelerator=accelerator)
+    return metrics_of(predictions, list(prepared.split.part(part)))

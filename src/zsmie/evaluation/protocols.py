@@ -32,8 +32,6 @@ from zsmie.data.images import apply_image_policy
 from zsmie.data.open_world import hold_out_seen, null_samples_by_part
 from zsmie.data.sample import Sample
 from zsmie.data.types import LabelTexts, types_from_name
-from zsmie.evaluation.inference import label_prototypes, run_model
-from zsmie.evaluation.open_set import choose_threshold
 from zsmie.evaluation.open_world import (
     choose_stacking_constant,
     generalized_metrics,
@@ -42,6 +40,8 @@ from zsmie.evaluation.open_world import (
 )
 from zsmie.evaluation.plots import pr_figure
 from zsmie.evaluation.run import load_final_model
+from zsmie.inference.open_set import choose_threshold
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
 from zsmie.pretrained import require_run_folder

@@ -1,4 +1,5 @@
-"""Re-evaluate a finished run (or a saved model) from its folder, read by zsmie.pretrained."""
+"""Re-evaluate a finished run (or a saved model) from its folder, read by zsmie.pretrained; or
+re-calibrate its open-set threshold (`zsmie calibrate`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from torch.utils.data import DataLoader
 
 from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config
-from zsmie.evaluation.inference import evaluate_part
-from zsmie.pretrained import answering_model, core_model, read_folder
+from zsmie.evaluation.metrics import evaluate_part
+from zsmie.inference.open_set import calibrate_prepared
+from zsmie.pretrained import answering_model, core_model, read_folder, require_run_folder
 from zsmie.run_folder import ONNX
 
 
@@ -27,7 +29,8 @@ class LoadedRun:
     loaders: dict[str, DataLoader]  # "val", "test"
 
     def evaluate(self, part: str) -> dict:
-        return evaluate_part(self.prepared, self.model, self.loaders[part], part, self.accelerator)
+        return evaluate_part(self.prepared, self.model, self.loaders[part], part,
+                             accelerator=self.accelerator)
 
 
 def load_run_config(
@@ -74,3 +77,10 @@ def evaluate_run(
     """Test (and validation) metrics recomputed from the saved weights of `run_dir`."""
     loaded = load_run(run_dir, data_dir, overrides)
     return {"val": loaded.evaluate("val"), "test": loaded.evaluate("test")}
+
+
+def calibrate_run(run_dir: str | Path, data_dir: str | None = None) -> dict | None:
+    """(Re)calibrate a finished run from its folder and validation data; writes open_set.json."""
+    run = require_run_folder(run_dir, "zsmie calibrate")
+    prepared, model, device = load_final_model(run, data_dir)
+    return calibrate_prepared(prepared, model, run, device)

@@ -23,11 +23,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from zsmie.config import Config, ConfigError, config_to_dict, load_config
-from zsmie.evaluation.inference import label_prototypes, run_model
 from zsmie.evaluation.plots import pr_figure, save_figure  # noqa: F401 (pr_figure: re-exported)
 from zsmie.evaluation.run import evaluate_run, load_run
 from zsmie.experiments.runner import collect_records, load_grid
 from zsmie.experiments.tables import mean_std
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.run_folder import CONFIG, RESULTS
 
 MODEL_NAMES = {
@@ -178,7 +178,8 @@ def run_embeddings(
     loaded = load_run(run_dir, data_dir)
     core = loaded.accelerator.unwrap_model(loaded.model)
     prototypes = label_prototypes(core, loaded.prepared.texts(part), {})
-    predictions = run_model(loaded.model, loaded.loaders[part], prototypes, loaded.accelerator)
+    predictions = run_model(loaded.model, loaded.loaders[part], prototypes,
+                            accelerator=loaded.accelerator)
     names = loaded.prepared.split.part(part)
     return predictions.embeddings.numpy(), [names[i] for i in predictions.labels.tolist()]
 

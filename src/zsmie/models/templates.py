@@ -29,7 +29,7 @@ from zsmie.models.pipeline import WrappedModel
 from zsmie.models.typing import frozen_encoder, unit_embeddings
 
 # Encoder tokens of one filled template ("{head} was born in {tail}" with two short mentions,
-# and [CLS]/[SEP]), for accounting a request's work (zsmie.predict, zsmie.serving).
+# and [CLS]/[SEP]), for accounting a request's work (zsmie.inference, zsmie.serving).
 TEMPLATE_PAIR_TOKENS = 16
 
 

@@ -1,1 +1,2 @@
-"""A trained run at scale: streamed file prediction (stream.py) and an HTTP service (app.py)."""
+"""`zsmie serve`: a trained model over HTTP (app.py, server.py) with its request batcher
+(batcher.py). File prediction (`zsmie predict`) is zsmie.inference.batch."""

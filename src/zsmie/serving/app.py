@@ -46,8 +46,8 @@ from starlette.requests import ClientDisconnect
 from zsmie.data.images import image_problem
 from zsmie.data.sample import DataError
 from zsmie.display import shown
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.models.typing import TypePriored
-from zsmie.predict import ZeroShotExtractor
 from zsmie.serving.batcher import MicroBatcher
 
 access_log = logging.getLogger("zsmie.access")
@@ -257,7 +257,8 @@ def create_app(extractor: ZeroShotExtractor, limits: Limits = Limits(),
             if (problem := image_problem(path)) is not None:  # the one image check
                 raise DataError(f"samples[{i}].{IMAGE_FIELD}: the image is {problem}")
             samples[i] = dataclasses.replace(samples[i], image=path)
-        label_set = extractor.label_set(body.labels, body.descriptions, body.top_k, body.open_set)
+        label_set = extractor.label_set(body.labels, descriptions=body.descriptions, top_k=body.top_k,
+                                    open_set=body.open_set)
         encoded = extractor.encode(samples)
         label_tokens = extractor.label_tokens(
             [*label_set.texts, *([label_set.none_text] if label_set.none_text else [])])

@@ -23,7 +23,7 @@ from typing import Any
 from zsmie.data.batching import EncodedText
 from zsmie.data.sample import Sample
 from zsmie.data.types import LabelTexts
-from zsmie.predict import LabelSet, Prediction, ZeroShotExtractor
+from zsmie.inference.extractor import LabelSet, Prediction, ZeroShotExtractor
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class MicroBatcher:
         if not scored:
             return [[] for _ in pieces]
         results = iter(self.extractor.rank_many(
-            [(p.request.samples[p.start:p.stop], p.request.label_set) for p in scored], "blank",
+            [(p.request.samples[p.start:p.stop], p.request.label_set) for p in scored], images="blank",
             encoded=[e for p in scored for e in p.request.encoded[p.start:p.stop]]))
         return [next(results) if p.stop > p.start else [] for p in pieces]
 

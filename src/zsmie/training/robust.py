@@ -25,7 +25,8 @@ from torch import Tensor
 
 from zsmie.assemble import build_model
 from zsmie.config import Config
-from zsmie.evaluation.inference import Predictions, label_prototypes, metrics_of, run_model
+from zsmie.evaluation.metrics import metrics_of
+from zsmie.inference.scoring import Predictions, label_prototypes, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.ensemble import mix_scores, reference_model
 from zsmie.run_folder import ENSEMBLE, FINETUNED_WEIGHTS, RUN_WEIGHTS
@@ -121,14 +122,16 @@ def scores_by_alpha(core, initial, finetuned, alphas, loader, texts, accelerator
     out = {}
     for alpha in alphas:
         core.load_trainable(interpolate_weights(initial, finetuned, alpha))
-        out[alpha] = run_model(core, loader, label_prototypes(core, texts, {}), accelerator)
+        out[alpha] = run_model(core, loader, label_prototypes(core, texts, {}),
+                               accelerator=accelerator)
     return out
 
 
 def reference_scores(core, config: Config, loader, texts, accelerator=None) -> Predictions:
     """The training-free similarity's predictions over `loader`."""
     reference = reference_model(core, config)
-    return run_model(reference, loader, label_prototypes(reference, texts, {}), accelerator)
+    return run_model(reference, loader, label_prototypes(reference, texts, {}),
+                     accelerator=accelerator)
 
 
 def choose(config: Config, prepared, core, val_loader, accelerator, out: Path) -> dict:

@@ -25,9 +25,10 @@ from zsmie.assemble import Prepared, loaders, make_accelerator, prepare
 from zsmie.config import Config, ConfigError, load_config, save_config
 from zsmie.display import shown_terms
 from zsmie.errors import ZsmieError
-from zsmie.evaluation.inference import evaluate_part, label_prototypes
-from zsmie.evaluation.open_set import calibrate_prepared
+from zsmie.evaluation.metrics import evaluate_part
 from zsmie.evaluation.protocols import evaluate_protocol_prepared
+from zsmie.inference.open_set import calibrate_prepared
+from zsmie.inference.scoring import label_prototypes
 from zsmie.io import append_jsonl, atomic_write_json
 from zsmie.losses.l2sp import L2SP
 from zsmie.models.ensemble import ensembled
@@ -230,7 +231,7 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
             model, head, optimizer, train_loader,
             train_prototypes, train_texts.types, accelerator, config, epoch, out, penalty,
         )
-        val = evaluate_part(prepared, model, val_loader, "val", accelerator, cache)
+        val = evaluate_part(prepared, model, val_loader, "val", accelerator=accelerator, cache=cache)
         improved = val["f1"] > state.best_f1
         if improved:
             state.best_f1, state.best_epoch, state.waited = val["f1"], epoch, 0
@@ -274,8 +275,9 @@ def _train(config: Config, out: Path, resume: bool, accelerator) -> dict:
         "task": config.task,
         "seed": config.seed,
         "best_epoch": state.best_epoch,
-        "val": evaluate_part(prepared, model, val_loader, "val", accelerator, cache),
-        "test": evaluate_part(prepared, model, test_loader, "test", accelerator, cache),
+        "val": evaluate_part(prepared, model, val_loader, "val", accelerator=accelerator, cache=cache),
+        "test": evaluate_part(prepared, model, test_loader, "test", accelerator=accelerator,
+                              cache=cache),
         "data": prepared.data_summary(),
         "wall_time_s": round(time.time() - start, 2),
         "processes": accelerator.num_processes,

@@ -34,10 +34,10 @@ from zsmie.config import Config, save_config
 from zsmie.data.sample import Sample
 from zsmie.data.templates import label_templates, read_templates
 from zsmie.data.types import DEFAULT_TYPES, types_from_name
-from zsmie.evaluation.inference import evaluate_part, label_prototypes, run_model
-from zsmie.evaluation.metrics import classification_metrics
-from zsmie.evaluation.open_set import calibrate_prepared
+from zsmie.evaluation.metrics import classification_metrics, evaluate_part
 from zsmie.evaluation.run import load_final_model
+from zsmie.inference.open_set import calibrate_prepared
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.templates import template_term, templated
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term, typed
@@ -190,7 +190,7 @@ def choose_type_prior(config: Config, prepared, model, val_loader, accelerator, 
     texts = prepared.texts("val")
     plain = list(texts)  # without their types: the model's own scores, which the search adds to
     predictions = run_model(model, val_loader, label_prototypes(model, plain, {}),
-                            accelerator)
+                            accelerator=accelerator)
     dataset = prepared.datasets["val"]
     samples = [dataset.samples[i] for i in predictions.index.tolist()]
     encoder = frozen_encoder(model, config)

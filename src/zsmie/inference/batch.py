@@ -29,14 +29,14 @@ from tqdm.auto import tqdm
 
 from zsmie.data.jsonl import MAX_LINE_BYTES, bounded_lines, iter_jsonl_lines, parse_jsonl_line
 from zsmie.data.sample import DataError
-from zsmie.io import NEW_FILE_MODE, atomic_write_json
-from zsmie.predict import (
+from zsmie.inference.extractor import (
     Descriptions,
     LabelSet,
     Prediction,
     ZeroShotExtractor,
     warn_repeated_ids,
 )
+from zsmie.io import NEW_FILE_MODE, atomic_write_json
 from zsmie.run_folder import RunFolderError, take_lock
 
 log = logging.getLogger(__name__)
@@ -257,13 +257,13 @@ def _score(extractor: ZeroShotExtractor, path: Path, chunk: Lines, label_set: La
                    for n, raw in chunk]
         samples = extractor.samples(samples)
         warn_repeated_ids(samples, seen_ids)
-        return extractor.rank(samples, label_set, images)
+        return extractor.rank(samples, label_set, images=images)
     except DataError as exc:
         return str(exc)
 
 
 def scored_chunks(
-    extractor: ZeroShotExtractor, path: Path, label_set: LabelSet, images: str = "error",
+    extractor: ZeroShotExtractor, path: Path, label_set: LabelSet, *, images: str = "error",
     chunk_size: int = CHUNK_SIZE, skip: int = 0, state: PartialState | None = None,
     image_counts: Counter | None = None, consumed=None, max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[list[Prediction]]:
@@ -296,6 +296,7 @@ def predict_file(
     run_dir: str | Path,
     input_path: str | Path,
     labels: Sequence[str],
+    *,
     descriptions: Descriptions = None,
     top_k: int = 5,
     open_set: bool = False,
@@ -338,7 +339,8 @@ def predict_file(
         raise DataError(f"{_input_name(input_path)} is read once, by one process: give a file "
                         "to share the input between processes")
     extractor = ZeroShotExtractor.from_run(run_dir, device=state.device, precision=precision)
-    label_set = extractor.label_set(labels, descriptions, top_k, open_set)
+    label_set = extractor.label_set(labels, descriptions=descriptions, top_k=top_k,
+                                    open_set=open_set)
     settings = {"run": os.path.abspath(run_dir), "input": os.path.abspath(input_path),
                 "labels": list(label_set.labels), "texts": list(label_set.texts),
                 "top_k": top_k, "open_set": open_set, "images": images}
@@ -369,14 +371,15 @@ def predict_file(
             start = broadcast_object_list([start])[0]
         if isinstance(start, str):
             raise DataError(start)
-        return _predict_rest(extractor, input_path, label_set, images, output, direct, chunk_size,
-                             start, state, progress, settings, max_line_bytes)
+        return _predict_rest(extractor, input_path, label_set, images=images, output=output,
+                             direct=direct, chunk_size=chunk_size, start=start, state=state,
+                             progress=progress, settings=settings, max_line_bytes=max_line_bytes)
     finally:
         if locked:
             lock_path(output).unlink(missing_ok=True)
 
 
-def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: LabelSet,
+def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: LabelSet, *,
                   images: str, output: Path | None, direct: bool, chunk_size: int, start: int,
                   state: PartialState, progress: bool, settings: dict,
                   max_line_bytes: int = MAX_LINE_BYTES) -> int:
@@ -403,8 +406,10 @@ def _predict_rest(extractor: ZeroShotExtractor, input_path: Path, label_set: Lab
     if main and output is not None:
         handle = open(output if direct else partial_path(output), "a", encoding="utf-8")
     try:
-        for predictions in scored_chunks(extractor, input_path, label_set, images, chunk_size,
-                                         start, state, counts, consumed, max_line_bytes):
+        for predictions in scored_chunks(extractor, input_path, label_set, images=images,
+                                         chunk_size=chunk_size, skip=start, state=state,
+                                         image_counts=counts, consumed=consumed,
+                                         max_line_bytes=max_line_bytes):
             if main:
                 if handle is not None:
                     _write(handle, predictions)

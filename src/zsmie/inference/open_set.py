@@ -19,16 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from zsmie.data.batching import SampleDataset, collate
-from zsmie.evaluation.inference import label_prototypes, run_model
-from zsmie.evaluation.run import load_final_model
+from zsmie.inference.scoring import label_prototypes, run_model
 from zsmie.io import atomic_write_json
 from zsmie.models.pipeline import ZeroShotModel
-from zsmie.pretrained import require_run_folder
 from zsmie.run_folder import OPEN_SET
 
 log = logging.getLogger(__name__)
 NONE_OF_THESE = "none of these"
-OPEN_SET_FILE = OPEN_SET  # the name it had before zsmie.run_folder spelt it
 
 
 def _macro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
@@ -44,7 +41,7 @@ def _micro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
 
 
 def choose_threshold(
-    scores: np.ndarray, answers: np.ndarray, gold: np.ndarray, n_labels: int,
+    scores: np.ndarray, answers: np.ndarray, gold: np.ndarray, n_labels: int, *,
     objective: str = "macro_f1",
 ) -> dict[str, float]:
     """The threshold t maximising macro-F1 of "answer `answers[i]` if scores[i] >= t, else none"
@@ -94,7 +91,7 @@ def choose_threshold(
 
 @torch.no_grad()
 def leave_one_label_out(
-    model: ZeroShotModel, dataset: SampleDataset, texts: list[str], batch_size: int,
+    model: ZeroShotModel, dataset: SampleDataset, texts: list[str], *, batch_size: int,
     device: torch.device | str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 2N decisions of the calibration: (top scores, answered label, gold), where gold is
@@ -127,13 +124,14 @@ def leave_one_label_out(
 
 
 def calibrate(
-    model: ZeroShotModel, dataset: SampleDataset, labels: list[str], texts: list[str],
+    model: ZeroShotModel, dataset: SampleDataset, labels: list[str], texts: list[str], *,
     batch_size: int, device: torch.device | str = "cpu",
 ) -> dict:
     """The open-set record of a run: threshold, its validation macro-F1 and accuracy."""
     if len(labels) < 2:
         raise ValueError(f"open-set calibration needs at least 2 validation labels, got {labels}")
-    scores, answers, gold = leave_one_label_out(model, dataset, texts, batch_size, device)
+    scores, answers, gold = leave_one_label_out(model, dataset, texts, batch_size=batch_size,
+                                                device=device)
     best = choose_threshold(scores, answers, gold, len(labels))
     n = len(gold) // 2
     accepted = scores >= best["threshold"]
@@ -156,15 +154,9 @@ def calibrate_prepared(prepared, model: ZeroShotModel, out_dir: Path, device) ->
         log.warning("open set: not calibrated (needs 2 validation labels, has %d)", len(labels))
         return None
     record = calibrate(model, prepared.datasets["val"], labels, prepared.texts("val"),
-                       prepared.config.train.eval_batch_size, device)
+                       batch_size=prepared.config.train.eval_batch_size, device=device)
     atomic_write_json(Path(out_dir) / OPEN_SET, record)
     log.info("open set: threshold %.4f (validation macro-F1 %.4f with 'none')",
              record["threshold"], record["macro_f1"])
     return record
 
-
-def calibrate_run(run_dir: str | Path, data_dir: str | None = None) -> dict | None:
-    """(Re)calibrate a finished run from its folder and validation data; writes open_set.json."""
-    run = require_run_folder(run_dir, "zsmie calibrate")
-    prepared, model, device = load_final_model(run, data_dir)
-    return calibrate_prepared(prepared, model, run, device)

@@ -1,4 +1,5 @@
-"""Run a model over a data loader: scores, predictions and sample embeddings."""
+"""Run a model over a data loader: scores, predictions and sample embeddings, against label
+prototypes encoded once while the text encoder is frozen."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import torch
 from torch import Tensor
 
 from zsmie.data.types import LabelTexts
-from zsmie.evaluation.metrics import classification_metrics
 from zsmie.models.pipeline import ZeroShotModel
 
 
@@ -27,7 +27,7 @@ class Predictions:
 
 @torch.no_grad()
 def run_model(
-    model: ZeroShotModel, loader, prototypes: Tensor, accelerator=None, device=None,
+    model: ZeroShotModel, loader, prototypes: Tensor, *, accelerator=None, device=None,
     on_batch: Callable[[int], object] | None = None,
 ) -> Predictions:
     """Scores for every sample in `loader`, gathered across processes when distributed.
@@ -57,12 +57,6 @@ def run_model(
     return Predictions(**{key: value[order] for key, value in merged.items()})
 
 
-def metrics_of(predictions: Predictions, labels: list[str]) -> dict:
-    return classification_metrics(
-        predictions.labels.tolist(), predictions.predicted.tolist(), labels
-    )
-
-
 def label_prototypes(model: ZeroShotModel, texts: list[str], cache: dict) -> Tensor:
     """Prototypes [C, d], each label encoded once per step; reused while the encoder is frozen."""
     if model.text.finetune:
@@ -72,17 +66,3 @@ def label_prototypes(model: ZeroShotModel, texts: list[str], cache: dict) -> Ten
         with torch.no_grad():
             cache[key] = model.prototypes(texts)
     return cache[key]
-
-
-@torch.no_grad()
-def evaluate_part(prepared, model, loader, part: str, accelerator=None, cache=None) -> dict:
-    """Metrics of one split part (val or test) over its own, unseen, label set.
-
-    Everything runs in eval mode without autograd, the label prototypes included: with a
-    fine-tuned encoder, prototypes built in training mode carry dropout noise, and model
-    selection on them would be noisy. The caller switches back to training mode."""
-    core = accelerator.unwrap_model(model) if accelerator is not None else model
-    model.eval()
-    prototypes = label_prototypes(core, prepared.texts(part), {} if cache is None else cache)
-    predictions = run_model(model, loader, prototypes, accelerator)
-    return metrics_of(predictions, list(prepared.split.part(part)))

@@ -37,8 +37,8 @@ from zsmie.data.labels import check_label_set, read_descriptions, split_labels
 from zsmie.data.sample import DataError, Sample, check_sample
 from zsmie.data.types import LabelTexts, Types, parse_labels, types_from_name
 from zsmie.display import SCORE_DECIMALS
-from zsmie.evaluation.inference import run_model
-from zsmie.evaluation.open_set import NONE_OF_THESE
+from zsmie.inference.open_set import NONE_OF_THESE
+from zsmie.inference.scoring import run_model
 from zsmie.models.pipeline import WrappedModel, ZeroShotModel
 from zsmie.models.templates import TEMPLATE_PAIR_TOKENS, Templated
 from zsmie.pretrained import (
@@ -151,6 +151,7 @@ class ZeroShotExtractor:
         self,
         config: Config,
         model: ZeroShotModel,
+        *,
         threshold: float | None = None,
         training_texts: Iterable[str] = (),
         device: str | torch.device = "cpu",
@@ -190,10 +191,10 @@ class ZeroShotExtractor:
         model = answering_model(core_model(folder, device), folder).to(device).eval()
         open_set = folder.inference.threshold()
         extractor = cls(folder.config, model,
-                        None if open_set is None else open_set.threshold,
-                        folder.inference.training_texts(), device,
-                        None if open_set is None else open_set.calibration,
-                        None if open_set is None else open_set.none_text)
+                        threshold=None if open_set is None else open_set.threshold,
+                        training_texts=folder.inference.training_texts(), device=device,
+                        calibration=None if open_set is None else open_set.calibration,
+                        none_text=None if open_set is None else open_set.none_text)
         extractor.folder = folder
         return extractor
 
@@ -339,7 +340,7 @@ class ZeroShotExtractor:
         return out
 
     @torch.no_grad()
-    def scores(self, samples: list[Sample], texts: list[str], batch_size: int | None = None,
+    def scores(self, samples: list[Sample], texts: list[str], *, batch_size: int | None = None,
                encoded: Sequence[EncodedText] | None = None):
         """Scores [N, C] of checked samples against label texts (`encoded`: the samples'
         `encode` output, when already computed)."""
@@ -364,6 +365,7 @@ class ZeroShotExtractor:
     def label_set(
         self,
         labels: Sequence[str],
+        *,
         descriptions: Descriptions = None,
         top_k: int = 5,
         open_set: bool = False,
@@ -392,14 +394,14 @@ class ZeroShotExtractor:
                         self.none_text if open_set else None, types)
 
     def rank(
-        self, samples: list[Sample], label_set: LabelSet, images: str = "error",
+        self, samples: list[Sample], label_set: LabelSet, *, images: str = "error",
         batch_size: int | None = None,
     ) -> list[Prediction]:
         """Predictions for samples checked by `samples()`, in their order."""
-        return self.rank_many([(samples, label_set)], images, batch_size)[0]
+        return self.rank_many([(samples, label_set)], images=images, batch_size=batch_size)[0]
 
     def rank_many(
-        self, requests: Sequence[tuple[list[Sample], LabelSet]], images: str = "error",
+        self, requests: Sequence[tuple[list[Sample], LabelSet]], *, images: str = "error",
         batch_size: int | None = None, encoded: Sequence[EncodedText] | None = None,
     ) -> list[list[Prediction]]:
         """Several requests, each its samples against its own labels, in one model call: the
@@ -417,7 +419,8 @@ class ZeroShotExtractor:
             for column in (*label_set.label_texts().columns(), (label_set.none_text, *plain))
             if column[0])
         union = {column: j for j, column in enumerate(columns)}
-        scores = self.scores(checked, LabelTexts.of(union), batch_size, encoded)
+        scores = self.scores(checked, LabelTexts.of(union), batch_size=batch_size,
+                             encoded=encoded)
         out, start = [], 0
         for samples, label_set in requests:
             block = scores[start:start + len(samples)]
@@ -432,6 +435,7 @@ class ZeroShotExtractor:
         self,
         samples: Iterable[SampleLike],
         labels: Sequence[str],
+        *,
         descriptions: Descriptions = None,
         top_k: int = 5,
         open_set: bool = False,
@@ -449,8 +453,9 @@ class ZeroShotExtractor:
         """
         samples = self.samples(samples, base_dir)
         warn_repeated_ids(samples)
-        label_set = self.label_set(labels, descriptions, top_k, open_set)
-        return self.rank(samples, label_set, images, batch_size)
+        label_set = self.label_set(labels, descriptions=descriptions, top_k=top_k,
+                                   open_set=open_set)
+        return self.rank(samples, label_set, images=images, batch_size=batch_size)
 
     def _open_set_threshold(self, labels: list[str]) -> float:
         if self.threshold is None:
