@@ -97,7 +97,7 @@ def alternate(arms: dict, samples: list, labels: list[str], repeats: int) -> dic
 
 def throughput(run: Path, rec: Path, n: int, repeats: int) -> dict:
     samples, labels = test_samples(rec, n)  # both models: MNRE's seed-0 test part
-    arms = {arm: (ZeroShotExtractor.from_run(run, precision=p), False)
+    arms = {arm: (ZeroShotExtractor.from_pretrained(run, precision=p), False)
             for arm, p in (("fp32", "fp32"), ("int8", INT8[0]))}
     return {"samples": len(samples), "labels": len(labels), **alternate(arms, samples, labels, repeats)}
 
@@ -105,7 +105,7 @@ def throughput(run: Path, rec: Path, n: int, repeats: int) -> dict:
 def length_batching(run: Path, rec: Path, n: int, repeats: int) -> dict:
     samples, labels = test_samples(rec, n)
     samples = longer(samples)
-    extractor = ZeroShotExtractor.from_run(run, precision=INT8[0])
+    extractor = ZeroShotExtractor.from_pretrained(run, precision=INT8[0])
     text = extractor.model.text
     lengths = [len(text.encode_sample(s).input_ids) for s in samples]
     arms = {"input order": (extractor, False), "sorted by length": (extractor, True)}

@@ -143,8 +143,8 @@ def cost(run: Path, data_dir: str, n: int, repeats: int = 3) -> dict:
     """Seconds to rank `n` test samples against the split's test labels with the run's
     answering model, and with the template term (weight 1, packaged map) on top of it; best of
     `repeats`, the two alternating, the label prototypes cached beforehand."""
-    plain = ZeroShotExtractor.from_run(run)
-    templated = ZeroShotExtractor.from_run(run)
+    plain = ZeroShotExtractor.from_pretrained(run)
+    templated = ZeroShotExtractor.from_pretrained(run)
     templated.model = Templated(templated.model, untouched(run), read_templates("mnre"), 1.0)
     prepared, _, _ = load_final_model(run, data_dir, type_prior=False)
     samples = prepared.parts["test"][:n]

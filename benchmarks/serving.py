@@ -68,7 +68,7 @@ def write_posts(path: Path, n: int) -> Path:
 
 def throughput(run: Path, n: int, work: Path) -> dict:
     """Streamed predict vs the encoder's forward pass alone, same samples, same batches."""
-    extractor = ZeroShotExtractor.from_run(run)
+    extractor = ZeroShotExtractor.from_pretrained(run)
     posts = write_posts(work / "throughput.jsonl", n)
     label_set = extractor.label_set(LABELS, top_k=2)
     batch = extractor.config.train.eval_batch_size
@@ -307,7 +307,7 @@ def idle_health(url: str, port: int, probes: int = 20) -> dict:
 
 
 def hostile(run: Path, seconds: float) -> dict:
-    extractor = ZeroShotExtractor.from_run(run)
+    extractor = ZeroShotExtractor.from_pretrained(run)
     server, url = start_server(run)
     try:
         fixed = {"samples": [POST], "labels": LABELS, "top_k": 2}

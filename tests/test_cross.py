@@ -46,7 +46,7 @@ def test_cross_encoder_trains_on_the_demo_and_beats_chance_on_unseen_labels(tmp_
     assert results["test"]["accuracy"] > chance + 0.1 and results["test"]["f1"] > chance
     [epoch] = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert 0 < epoch["train"]["ce"] < float(torch.log(torch.tensor(3.0)))  # below uniform over 3
-    extractor = ZeroShotExtractor.from_run(tmp_path / "run")
+    extractor = ZeroShotExtractor.from_pretrained(tmp_path / "run")
     [answer] = extractor.predict([{"text": "Clara Weiss was born in Vienna", "head": [0, 11],
                                    "tail": [24, 30]}], ["place_of_birth", "subsidiary"])
     assert [label for label, _ in answer.ranked] == ["place_of_birth", "subsidiary"]

@@ -22,7 +22,7 @@ from zsmie.serving.app import create_app
 
 @pytest.fixture(scope="module")
 def extractors(trained_demo) -> dict[str, ZeroShotExtractor]:
-    return {p: ZeroShotExtractor.from_run(trained_demo, precision=p) for p in ("fp32", "int8")}
+    return {p: ZeroShotExtractor.from_pretrained(trained_demo, precision=p) for p in ("fp32", "int8")}
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,7 @@ def test_a_run_predicts_at_int8_onnx_with_its_export_beside_the_weights(trained_
 
     labels = json.loads((trained_demo / "data.json").read_text())["split"]["test"]
     samples = [s for s in read_jsonl(demo_path()) if s.label in labels]
-    fp32, onnx = (ZeroShotExtractor.from_run(trained_demo, precision=p) for p in ("fp32", "int8-onnx"))
+    fp32, onnx = (ZeroShotExtractor.from_pretrained(trained_demo, precision=p) for p in ("fp32", "int8-onnx"))
     assert onnx.precision == "int8-onnx" and onnx.model.text.precision == "int8-onnx"
     exports = list((trained_demo / "onnx").glob("text-int8-blockwise-*.onnx"))
     assert [onnx.model.text._session.path] == exports  # the demo has one text encoder

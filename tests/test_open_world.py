@@ -161,7 +161,7 @@ def test_protocols_end_to_end_and_predict_uses_the_real_none_threshold(none_demo
     assert generalized["held_out"] == {"val": 4, "test": 4}
     assert generalized["test"]["seen"]["samples"] == 4 and generalized["test"]["gamma"] == (
         generalized["calibrated_stacking"]["gamma"])
-    assert ZeroShotExtractor.from_run(run).calibration == "leave-one-label-out"
+    assert ZeroShotExtractor.from_pretrained(run).calibration == "leave-one-label-out"
 
     result = invoke("evaluate", "--run", str(run), "--protocol", "open")
     assert result.exit_code == 0, result.output
@@ -196,7 +196,7 @@ def test_open_set_on_the_demo_run_answers_none_when_no_offered_label_fits(tmp_pa
     out = tmp_path / "demo"
     result = invoke("demo", "--out", str(out), "--set", "train.progress=false")
     assert result.exit_code == 0, result.output
-    extractor = ZeroShotExtractor.from_run(out)
+    extractor = ZeroShotExtractor.from_pretrained(out)
     assert extractor.calibration == "leave-one-label-out"
     labels = json.loads((out / "data.json").read_text())["split"]["test"]  # unseen in training
     samples = [s for s in read_jsonl(demo_path()) if s.label in labels]
@@ -310,7 +310,7 @@ def test_none_negatives_train_a_none_class_and_answer_by_the_margin(none_demo, t
     stored = json.loads((run / "open_set.json").read_text())
     assert stored["none_text"] == "no relation at all" and "minus" in stored["rule"]
 
-    extractor = ZeroShotExtractor.from_run(run)
+    extractor = ZeroShotExtractor.from_pretrained(run)
     assert "margin over the trained none class" in extractor.calibration_note()
     samples = extractor.samples([s for s in read_jsonl(none_demo)][:20])
     labels = ["place_of_birth", "located_in"]

@@ -58,7 +58,7 @@ def demo_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def extractor(demo_run) -> ZeroShotExtractor:
-    return ZeroShotExtractor.from_run(demo_run)
+    return ZeroShotExtractor.from_pretrained(demo_run)
 
 
 
@@ -211,7 +211,7 @@ def test_weights_that_hold_pickled_code_are_refused_not_run(demo_run, tmp_path):
     marker = tmp_path / "pwned"
     (run / "best.safetensors").write_bytes(pickle.dumps(_Payload(marker)))
     with pytest.raises(ValueError, match="best.safetensors: not a safetensors weights file"):
-        ZeroShotExtractor.from_run(run)
+        ZeroShotExtractor.from_pretrained(run)
     assert not marker.exists()
     assert pickle.loads((run / "best.safetensors").read_bytes()) is None and marker.exists()  # armed
 

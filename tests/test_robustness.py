@@ -107,7 +107,7 @@ MNRE_LINE = ("{'token': ['Bill', 'Cosby', 'visits', 'Hollywood'], 'h': {'name': 
 
 @pytest.fixture(scope="module")
 def extractor(trained_demo) -> ZeroShotExtractor:
-    return ZeroShotExtractor.from_run(trained_demo)
+    return ZeroShotExtractor.from_pretrained(trained_demo)
 
 
 def one_line_error(result, *parts: str) -> None:

@@ -26,7 +26,7 @@ LIMITS = Limits(max_body_bytes=4000, max_samples=4, max_labels=6, max_work=600)
 
 @pytest.fixture(scope="module")
 def extractor(trained_demo) -> ZeroShotExtractor:
-    return ZeroShotExtractor.from_run(trained_demo)
+    return ZeroShotExtractor.from_pretrained(trained_demo)
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +333,7 @@ def test_light_requests_overtake_a_heavy_one_split_into_pieces(extractor):
 
 
 def test_label_prototypes_are_cached_per_label_text_across_label_sets(trained_demo, monkeypatch):
-    extractor = ZeroShotExtractor.from_run(trained_demo)
+    extractor = ZeroShotExtractor.from_pretrained(trained_demo)
     encoded = []
     original = extractor.model.prototypes
     monkeypatch.setattr(extractor.model, "prototypes", lambda texts: encoded.append(list(texts))

@@ -38,7 +38,7 @@ def b64(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def image_client(trained_image_demo):
-    extractor = ZeroShotExtractor.from_run(trained_image_demo)
+    extractor = ZeroShotExtractor.from_pretrained(trained_image_demo)
     limits = Limits(max_image_bytes=4000)
     with TestClient(create_app(extractor, limits)) as client:
         yield client, extractor
@@ -99,7 +99,7 @@ def test_an_image_over_the_pixel_limit_is_refused_undecoded(image_client, monkey
 
 
 def test_a_text_only_run_ignores_posted_images(trained_demo):
-    extractor = ZeroShotExtractor.from_run(trained_demo)
+    extractor = ZeroShotExtractor.from_pretrained(trained_demo)
     with TestClient(create_app(extractor)) as client:
         assert client.get("/health").json()["images"] is False
         plain = scores(client.post("/predict", json={"samples": [BIRTH], "labels": LABELS}))

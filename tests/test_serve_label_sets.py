@@ -38,7 +38,7 @@ async def _serve(extractor: ZeroShotExtractor, label_lists: list[list[str]]):
 
 
 def test_new_label_sets_of_cached_texts_cost_what_the_same_labels_cost(trained_demo, monkeypatch):
-    extractor = ZeroShotExtractor.from_run(trained_demo)
+    extractor = ZeroShotExtractor.from_pretrained(trained_demo)
     extractor.predict([POST], POOL, top_k=1)  # every pool text encoded once (warm)
     encoded = []
     original = extractor.model.prototypes

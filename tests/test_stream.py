@@ -64,7 +64,7 @@ def posts(tmp_path_factory) -> Path:
 
 
 def test_streamed_chunks_equal_whole_file_prediction(trained_demo, posts, tmp_path):
-    whole = ZeroShotExtractor.from_run(trained_demo).predict(read_jsonl(posts), LABELS.split(","),
+    whole = ZeroShotExtractor.from_pretrained(trained_demo).predict(read_jsonl(posts), LABELS.split(","),
                                                              top_k=3)
     expected = "".join(json.dumps(p.as_dict(), ensure_ascii=False) + "\n" for p in whole)
     out = tmp_path / "out" / "pred.jsonl"

@@ -170,7 +170,7 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     assert record["val_f1"] >= record["grid"]["lambda=0"]
     assert results["type_prior"]["source"] == record["source"]
     assert results["val"]["f1"] == pytest.approx(record["val_f1"], abs=1e-6)
-    extractor = ZeroShotExtractor.from_run(tmp_path / "run")
+    extractor = ZeroShotExtractor.from_pretrained(tmp_path / "run")
     sample = {"tokens": ["Ann", "Lee", "was", "born", "in", "Oslo"], "head": [0, 2], "tail": [5, 6]}
     labels = ["/per/loc/place_of_birth", "/per/per/couple"]
     [typed] = extractor.predict([sample], labels, top_k=2)
@@ -205,7 +205,7 @@ def test_mnre_training_free_run_chooses_and_applies_the_prior(mnre_dir, tmp_path
     kept = json.loads((tmp_path / "run" / "results.json").read_text())
     assert kept["val"]["f1"] == pytest.approx(both["val_f1"], abs=1e-6)
     assert "map" not in kept["type_prior"]["templates"]  # the map stays in type_prior.json
-    extractor = ZeroShotExtractor.from_run(tmp_path / "run")
+    extractor = ZeroShotExtractor.from_pretrained(tmp_path / "run")
     templated = both["templates"]["weight"] > 0
     assert isinstance(extractor.model.inner, Templated) == templated
     # a request's work counts a filled template per (sample, label) pair

@@ -518,7 +518,7 @@ def serve(
             if not value >= least:
                 raise ConfigError(f"{name} = {value}: must be at least {least}")
         hosts = _allowed_hosts(host, allowed_hosts)
-        extractor = ZeroShotExtractor.from_run(run, device=device, precision=_precision(precision))
+        extractor = ZeroShotExtractor.from_pretrained(run, device=device, precision=_precision(precision))
     except (*USER_ERRORS, ValueError) as exc:
         _fail(exc)
     batcher = MicroBatcher(extractor, batch_samples, max_wait_ms / 1000, batch_tokens)

@@ -338,7 +338,7 @@ def predict_file(
     if once and state.num_processes > 1:
         raise DataError(f"{_input_name(input_path)} is read once, by one process: give a file "
                         "to share the input between processes")
-    extractor = ZeroShotExtractor.from_run(run_dir, device=state.device, precision=precision)
+    extractor = ZeroShotExtractor.from_pretrained(run_dir, device=state.device, precision=precision)
     label_set = extractor.label_set(labels, descriptions=descriptions, top_k=top_k,
                                     open_set=open_set)
     settings = {"run": os.path.abspath(run_dir), "input": os.path.abspath(input_path),

@@ -198,12 +198,6 @@ class ZeroShotExtractor:
         extractor.folder = folder
         return extractor
 
-    @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | torch.device = "cpu",
-                 precision: str | None = None) -> ZeroShotExtractor:
-        """`from_pretrained` under its earlier name (a run folder or a saved model)."""
-        return cls.from_pretrained(run_dir, device, precision)
-
     def save_pretrained(self, path: str | Path) -> Path:
         """Write this model as a model folder: config.toml, model.safetensors, inference.json
         (ensemble weight, WiSE-FT alpha, type prior, open-set threshold, label texts) and a
