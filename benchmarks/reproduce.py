@@ -16,15 +16,16 @@ The check (the default): each reference run, and the recommended MNRE runs of se
 (`--rec`/seed<N>: the rows "Recommended (descriptions), with" and "... without" of
 benchmarks/results/type_prior.md, whose without-prior figures results.json keeps under
 `without_type_prior`), is copied (without checkpoint/ and onnx/) into a temporary folder and
-its test split evaluated there by zsmie.evaluation.run.evaluate_run, the library's evaluation
-behind `zsmie evaluate`, with a fresh, empty feature cache (frozen features are recomputed by
-the current code, not read back). `--saved` also evaluates each run's model saved as a model
-folder (zsmie.pretrained.convert_run: config.toml, model.safetensors, inference.json,
-README.md). Every number of the recorded test record (precision, recall, F1, accuracy, sample
-count, and each label's precision, recall, F1 and support) is compared with the recomputed one;
-the run folders are only read. Writes benchmarks/results/reproduce.md (the headline metrics
-and a summary per run) and reproduce.csv (every compared number); exits 1 when any differs by
-more than `--tolerance` (1e-6) or is missing.
+its test split evaluated there by zsmie.evaluation.run.load_run(...).evaluate("test") (the
+test half of evaluate_run, the evaluation behind `zsmie evaluate`) in a fresh, empty feature
+cache (frozen features are recomputed by the current code, not read back). `--saved` also
+evaluates each run's model saved as a model folder (zsmie.pretrained.convert_run:
+config.toml, model.safetensors, inference.json, README.md). Every number of the recorded test
+record (precision, recall, F1, accuracy, sample count, and each label's precision, recall, F1
+and support) is compared with the recomputed one; the run folders are only read. Writes
+benchmarks/results/reproduce.md (the headline metrics and a summary per run) and
+reproduce.csv (every compared number); exits 1 when any number differs by more than
+`--tolerance` (1e-6) or is missing.
 
 `--scan ROOT` reads (zsmie.pretrained.read_folder: config, weights header, every answer
 record) every run folder under ROOT, building nothing, and counts those that load.
@@ -124,7 +125,7 @@ def compare(saved: dict, recomputed: dict, tolerance: float = 1e-6
 def reevaluate(run: Path, form: str = "run folder") -> dict:
     """`run`'s test record recomputed by the current code from a temporary copy: the run
     folder as it is, without its type prior, or saved as a model folder (convert_run)."""
-    from zsmie.evaluation.run import evaluate_run
+    from zsmie.evaluation.run import load_run
     from zsmie.pretrained import convert_run
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +135,7 @@ def reevaluate(run: Path, form: str = "run folder") -> dict:
             left_out = [CHECKPOINT, LOCK, ONNX] + ([TYPE_PRIOR] if "no type prior" in form else [])
             copy = Path(tmp) / run.name
             shutil.copytree(run, copy, ignore=shutil.ignore_patterns(*left_out))
-        return evaluate_run(copy)["test"]
+        return load_run(copy).evaluate("test")  # evaluate_run's test part, without val
 
 
 def check(run: Path, name: str, form: str, tolerance: float) -> Check:
@@ -163,7 +164,8 @@ def report(checks: list[Check], tolerance: float, trained_by: dict | None, comma
                   f"({trained_by['source']}; commands in {trained_by['file']}).", ""]
     lines += [
         "Each run is copied (without checkpoint/ and onnx/) into a temporary folder and its test "
-        "split evaluated by zsmie.evaluation.run.evaluate_run with an empty feature cache; every "
+        "split evaluated by zsmie.evaluation.run (load_run(...).evaluate('test'), the test half of "
+        "evaluate_run behind `zsmie evaluate`) with an empty feature cache; every "
         "number of the test record its results.json holds (precision, recall, F1, accuracy, "
         "samples, and each label's precision, recall, F1 and support) is compared with the "
         f"recomputed one, tolerance {tolerance:g}. The seed rows are the recommended MNRE runs "
@@ -191,6 +193,11 @@ def report(checks: list[Check], tolerance: float, trained_by: dict | None, comma
                   "| |diff| |", "|---|---|---|---|---|---|"]
         lines += [f"| {c.run} | {c.form} | {row[0]} | {_number(row[1])} | {_number(row[2])} | "
                   f"{row[3]:.3g} |" for c, row in bad]
+    if trained_by:
+        lines += ["", f"Reference runs, trained by {trained_by['commit']} (the code before the "
+                  "change under test), as recorded in trained_by.json:", "", "```bash"]
+        lines += [entry["command"] for entry in trained_by["runs"].values()]
+        lines += ["```"]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +215,9 @@ def _commit(tree: Path) -> str:
                            capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
-    text = found.stdout.strip()[:90] or "unknown"
+    text = found.stdout.strip() or "unknown"
+    if len(text) > 80:  # the hash and the subject's first words
+        text = text[:80].rsplit(" ", 1)[0] + " ..."
     return text + (" (with uncommitted changes)" if dirty else "")
 
 
@@ -246,7 +255,7 @@ def train_reference(source: Path, reference: Path, names: list[str], overwrite: 
     record_path = reference / TRAINED_BY
     record = (json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists()
               else {"source": str(source), "commit": _commit(source), "runs": {}})
-    if record["commit"] != _commit(source):
+    if record["commit"].split()[0] != _commit(source).split()[0]:
         raise SystemExit(f"{record_path}: runs trained by {record['commit']}, {source} is now at "
                          f"{_commit(source)}; use another --reference folder")
     reference.mkdir(parents=True, exist_ok=True)
