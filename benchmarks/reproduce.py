@@ -2,7 +2,8 @@
 their results.json recorded, to 1e-6 (issue 20's check that the refactoring changed nothing).
 
     .venv/bin/python benchmarks/reproduce.py [--reference /work/runs/reproduce]
-        [--rec /work/runs/rec --seeds 0 1 2 3 4] [--saved reference|all|none] [--out MD]
+        [--rec /work/runs/rec --seeds 0 1 2 3 4] [--no-without-prior] [--saved reference|all|none]
+        [--out MD]
     .venv/bin/python benchmarks/reproduce.py --train --source /work/base [--reference DIR]
     .venv/bin/python benchmarks/reproduce.py --scan /work/runs
 
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--saved", choices=("reference", "all", "none"), default="reference",
                         help="which runs are also evaluated saved as a model folder")
+    parser.add_argument("--without-prior", action=argparse.BooleanOptionalAction, default=True,
+                        help="also evaluate each seed without its type prior (the 'without' row)")
     parser.add_argument("--tolerance", type=float, default=1e-6)
     parser.add_argument("--out", type=Path, default=OUT, help="Markdown file to write")
     parser.add_argument("--train", action="store_true",
@@ -345,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run = args.rec / f"seed{seed}"
             todo.append((run, f"rec/seed{seed}", "run folder"))
-            todo.append((run, f"rec/seed{seed}", "run folder, no type prior"))
+            if args.without_prior:
+                todo.append((run, f"rec/seed{seed}", "run folder, no type prior"))
             if args.saved == "all":
                 todo.append((run, f"rec/seed{seed}", "model folder"))
     checks = []
