@@ -153,13 +153,16 @@ def _number(value: object) -> str:
     return repr(value) if isinstance(value, int | float) else json.dumps(value)
 
 
-def report(checks: list[Check], tolerance: float, trained_by: dict | None, command: str) -> str:
+def report(checks: list[Check], tolerance: float, trained_by: dict | None, command: str,
+           code: str | None = None, pending: list[str] | None = None) -> str:
+    """The results file; `pending`: the evaluations not run yet (the file is rewritten after
+    each, so a run stopped early leaves a file that says where it stopped)."""
     total = sum(len(c.rows) for c in checks)
     bad = [(c, row) for c in checks for row in c.rows if not row[4]]
     worst = max((c.worst for c in checks), default=0.0)
     lines = ["# Reproduction: finished runs re-evaluated by the current code", "",
              "Produced by:", "", "```bash", command, "```", "", machine_line(), "",
-             f"Code evaluated: {_commit(REPO)}.", ""]
+             f"Code evaluated: {code or _commit(REPO)}.", ""]
     if trained_by:
         lines += [f"Reference runs trained by commit {trained_by['commit']} "
                   f"({trained_by['source']}; commands in {trained_by['file']}).", ""]
@@ -187,6 +190,9 @@ def report(checks: list[Check], tolerance: float, trained_by: dict | None, comma
                          f"**{_number(row[1])} / {_number(row[2])}**" if row else "-")
         lines.append(f"| {c.run} | {c.model} | {c.form} | {' | '.join(cells)} | {len(c.rows)} | "
                      f"{c.worst:.3g} | {'yes' if c.ok else '**no**'} | {c.seconds:.0f} |")
+    if pending:
+        lines += ["", f"**Incomplete: {len(pending)} evaluations not run yet (the script was "
+                  f"stopped or is still running): {', '.join(pending)}.**"]
     lines += ["", "Cells: saved (results.json) / recomputed. Every compared number, with its "
               "difference: reproduce.csv beside this file."]
     if bad:
@@ -214,7 +220,8 @@ def long_form(checks: list[Check]) -> str:
 def _commit(tree: Path) -> str:
     found = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
                            capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!benchmarks/results"],  # results are written, not code
                            capture_output=True, text=True).stdout.strip()
     text = found.stdout.strip() or "unknown"
     if len(text) > 80:  # the hash and the subject's first words
@@ -352,19 +359,21 @@ def main(argv: list[str] | None = None) -> int:
                 todo.append((run, f"rec/seed{seed}", "run folder, no type prior"))
             if args.saved == "all":
                 todo.append((run, f"rec/seed{seed}", "model folder"))
-    checks = []
-    for run, name, form in todo:
-        done = check(run, name, form, args.tolerance)
-        print(f"{name} ({form}): {len(done.rows)} numbers, max |diff| {done.worst:.3g}, "
-              f"{'ok' if done.ok else 'NOT REPRODUCED'}, {done.seconds:.0f} s", flush=True)
-        checks.append(done)
-    cache.cleanup()
     trained_by = None
     if (args.reference / TRAINED_BY).exists():
         record = json.loads((args.reference / TRAINED_BY).read_text(encoding="utf-8"))
         trained_by = {**record, "file": str(args.reference / TRAINED_BY)}
-    write_results(args.out, report(checks, args.tolerance, trained_by, command_line()),
-                  long_form(checks))
+    code, command = _commit(REPO), command_line()
+    checks: list[Check] = []
+    for i, (run, name, form) in enumerate(todo):
+        done = check(run, name, form, args.tolerance)
+        print(f"{name} ({form}): {len(done.rows)} numbers, max |diff| {done.worst:.3g}, "
+              f"{'ok' if done.ok else 'NOT REPRODUCED'}, {done.seconds:.0f} s", flush=True)
+        checks.append(done)
+        pending = [f"{n} ({f})" for _, n, f in todo[i + 1:]]
+        write_results(args.out, report(checks, args.tolerance, trained_by, command, code, pending),
+                      long_form(checks))
+    cache.cleanup()
     print(args.out)
     return int(not all(c.ok for c in checks))
 

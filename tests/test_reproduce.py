@@ -81,3 +81,13 @@ def test_the_report_counts_numbers_and_lists_what_did_not_reproduce(reproduce):
     assert "**15 of 16 numbers reproduce within 1e-06" in text
     assert "| rec/seed0 | run folder | f1 | 0.5393872501201956 | 0.54 |" in text
     assert "| demo | proto | run folder |" in text and "| yes |" in text and "| **no** |" in text
+
+
+def test_a_report_written_before_the_last_evaluation_says_what_is_missing(reproduce):
+    done = reproduce.Check("demo", "proto", "run folder", reproduce.compare(SAVED, SAVED), 1.0)
+    text = reproduce.report([done], 1e-6, None, "cmd", code="abc1234 subject",
+                            pending=["rec/seed3 (run folder)", "rec/seed4 (run folder)"])
+    assert "Code evaluated: abc1234 subject." in text
+    assert ("**Incomplete: 2 evaluations not run yet (the script was stopped or is still running): "
+            "rec/seed3 (run folder), rec/seed4 (run folder).**") in text
+    assert "Incomplete" not in reproduce.report([done], 1e-6, None, "cmd", code="abc1234 subject")
