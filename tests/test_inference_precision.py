@@ -72,6 +72,31 @@ def test_config_refuses_an_unknown_precision_naming_the_key():
         load_config(None, ["text.precision=fp16"])
 
 
+@pytest.mark.parametrize(("precision", "scheme"), [("int8", "per_tensor"), ("int8-onnx", "dynamic"),
+                                                 ("int8-onnx", "blockwise128"), ("fp32", "")])
+def test_config_accepts_the_schemes_of_its_precision(precision, scheme):
+    config = load_config(None, [f'text.precision="{precision}"', f'text.int8_scheme="{scheme}"'])
+    assert (config.text.precision, config.text.int8_scheme) == (precision, scheme)
+
+
+def test_config_refuses_a_scheme_its_precision_does_not_offer_naming_the_key():
+    with pytest.raises(ConfigError, match=r"text.int8_scheme = 'blockwise': text.precision 'int8' "
+                                          r"offers \['per_channel', 'per_tensor'\]"):
+        load_config(None, ['text.precision="int8"', 'text.int8_scheme="blockwise"'])
+
+
+def test_a_run_loads_at_the_int8_scheme_it_is_given(trained_demo):
+    import torch
+
+    extractor = ZeroShotExtractor.from_pretrained(trained_demo, precision="int8", int8_scheme="per_tensor")
+    text = extractor.model.text
+    assert text.identity.endswith("|int8-per_tensor") and extractor.config.text.int8_scheme == "per_tensor"
+    query = text.model.encoder.layer[0].attention.self.query
+    assert query.weight().qscheme() == torch.per_tensor_affine  # one scale for the matrix
+    default = ZeroShotExtractor.from_pretrained(trained_demo, precision="int8").model.text.model
+    assert default.encoder.layer[0].attention.self.query.weight().qscheme() == torch.per_channel_affine
+
+
 def test_training_refuses_int8(tmp_path):
     from zsmie.training.trainer import train
 

@@ -114,3 +114,36 @@ def test_a_run_predicts_at_int8_onnx_with_its_export_beside_the_weights(trained_
     # 0.07 (torch int8's floors in test_inference_precision: 13 of 15, under 1.0)
     assert len(samples) == 15 and same_top >= 14, same_top
     assert 0 < drift < 0.3, drift  # int8 ran, and moved the scale-10 cosine scores little
+
+
+
+@pytest.fixture(scope="module")
+def fp32_graph(encoders, tmp_path_factory):
+    return export_fp32(encoders[0].model, tmp_path_factory.mktemp("fp32") / "fp32.onnx")
+
+
+@pytest.mark.parametrize(("method", "op", "attributes"), [
+    ("blockwise", "MatMulNBits", {"bits": 8, "block_size": 32, "accuracy_level": 4}),
+    ("blockwise128", "MatMulNBits", {"bits": 8, "block_size": 128, "accuracy_level": 4}),
+    ("weight_only", "MatMulNBits", {"bits": 8, "block_size": 32, "accuracy_level": 1}),
+    ("dynamic", "MatMulInteger", {}),
+    ("dynamic_per_tensor", "MatMulInteger", {}),
+])
+def test_each_method_quantises_every_weight_matmul_as_it_says(fp32_graph, tmp_path, method, op,
+                                                              attributes):
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = onnx.load(str(onnx_int8.quantize(fp32_graph, tmp_path / "q.onnx", method))).graph
+    nodes = [n for n in graph.node if n.op_type == op]
+    # the 36 weight products of MiniLM's 6 layers (query, key, value, attention output,
+    # intermediate, output; the pooler is not in the graph); the 12 fp32 MatMuls left are
+    # attention's products of two activations (the fp32 graph has 48)
+    assert len(nodes) == 36 and sum(n.op_type == "MatMul" for n in graph.node) == 12
+    for node in nodes:
+        values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert {k: values[k] for k in attributes} == attributes
+    if op == "MatMulInteger":  # weight scales: one per output channel, or one per matrix
+        constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        sizes = {constants[n.input[1].removesuffix("_quantized") + "_scale"].size for n in nodes}
+        assert sizes == ({1} if method == "dynamic_per_tensor" else {384, 1536}), sizes

@@ -263,7 +263,7 @@ def prepare(config: Config, device: torch.device | None = None,
     if device is not None:
         model.to(device)
     if trained:
-        set_precision(model, config.text.precision, cache_dir=onnx_dir)
+        set_precision(model, config.text.precision, config.text.int8_scheme or None, onnx_dir)
     split, parts, extra_texts = with_extra_relations(config, split, parts, model.text)
     none = none_class(config)  # its text is open_world.none_text, whatever label_text says
     texts = label_text_map(config, [label for name in PARTS for label in split.part(name)

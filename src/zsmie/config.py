@@ -76,6 +76,12 @@ class TextEncoderConfig:
                          "int8 on the CPU (zsmie.encoders.precision), `int8-onnx` runs them "
                          "through ONNX Runtime in int8 (zsmie.encoders.onnx_int8); training "
                          "runs in fp32")
+    int8_scheme: str = doc("", "the quantisation scheme of `text.precision` (empty: its default, "
+                           "chosen on validation F1 by benchmarks/int8_schemes.py): `int8`: "
+                           "`per_channel` or `per_tensor` weights; `int8-onnx`: `blockwise` (8-bit "
+                           "blocks of 32, int8 activations per token), `blockwise128`, "
+                           "`weight_only` (8-bit blocks, fp32 arithmetic), `dynamic` (ORT "
+                           "quantize_dynamic, per channel) or `dynamic_per_tensor`")
 
 
 @dataclass
@@ -252,6 +258,10 @@ class Config:
             if value not in allowed:
                 raise ConfigError(f"{key} = {value!r}: expected one of {sorted(allowed)}")
         _check_feature_cache(self.feature_cache)
+        schemes = choices.INT8_SCHEMES.get(self.text.precision)  # fp32: the scheme is unused
+        if self.text.int8_scheme and schemes and self.text.int8_scheme not in schemes:
+            raise ConfigError(f"text.int8_scheme = {self.text.int8_scheme!r}: text.precision "
+                              f"{self.text.precision!r} offers {sorted(schemes)}")
         positive = {
             "train.batch_size": self.train.batch_size,
             "train.epochs": self.train.epochs,

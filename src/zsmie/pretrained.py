@@ -287,7 +287,8 @@ def answering_model(core: nn.Module, folder: ModelFolder, type_prior: bool = Tru
         encoder = (frozen_encoder(model, config) if float(record["weight"]) or
                    (templates and float(templates["weight"])) else None)
         model = typed(templated(model, config, templates, encoder), config, record, encoder)
-    return set_precision(model.eval(), config.text.precision, cache_dir=folder.path / ONNX)
+    return set_precision(model.eval(), config.text.precision, config.text.int8_scheme or None,
+                         folder.path / ONNX)
 
 
 def _figures(results: dict[str, Any] | None) -> dict[str, dict[str, float]]:

@@ -7,13 +7,17 @@ rewrites every MatMul with a constant weight (`onnxruntime.quantization`), and a
 heads stay in torch: the session only replaces `model(input_ids, attention_mask)
 .last_hidden_state`.
 
-Two ORT quantisations are offered (`METHODS`):
-- "blockwise": `MatMulNBitsQuantizer`, 8-bit symmetric weights in blocks of 32 along the
-  input dimension, with `accuracy_level=4`: the activations are quantised to int8 per row
-  (one token) and block at run time, so a sample's result does not depend on the other
-  samples or the padding in its batch.
+ONNX Runtime's quantisations on offer (`METHODS`, text.int8_scheme):
+- "blockwise" (the default): `MatMulNBitsQuantizer`, 8-bit symmetric weights in blocks of 32
+  along the input dimension, with `accuracy_level=4`: the activations are quantised to int8
+  per row (one token) and block at run time, so a sample's result does not depend on the
+  other samples or the padding in its batch; "blockwise128": the same in blocks of 128;
+  "weight_only": blocks of 32 with `accuracy_level=1` (the weights are dequantised and the
+  products run in fp32).
 - "dynamic": `quantize_dynamic`, per-channel int8 weights and one activation scale per
-  tensor (the scheme of torch's dynamic quantisation, so batch-dependent like it).
+  tensor (the scheme of torch's dynamic quantisation, so batch-dependent like it);
+  "dynamic_per_tensor": one weight scale per matrix.
+benchmarks/int8_schemes.py compares them on validation F1.
 
 An exported model is cached under a directory the caller names (beside a run's weights), in a
 file whose name hashes the weights, the method and the onnxruntime version: changed weights
@@ -31,12 +35,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from zsmie.choices import INT8_SCHEMES
 from zsmie.encoders.cache import default_cache_dir
 from zsmie.errors import ZsmieError
 
-METHODS = ("blockwise", "dynamic")
-DEFAULT_METHOD = "blockwise"
+METHODS = INT8_SCHEMES["int8-onnx"]
+DEFAULT_METHOD = METHODS[0]
 BLOCK_SIZE = 32
+# MatMulNBits methods: (block size, accuracy_level); quantize_dynamic methods: per_channel
+BLOCKWISE = {"blockwise": (BLOCK_SIZE, 4), "blockwise128": (128, 4), "weight_only": (BLOCK_SIZE, 1)}
+DYNAMIC = {"dynamic": True, "dynamic_per_tensor": False}
 OPSET = 17
 
 
@@ -97,10 +105,11 @@ def quantize(source: Path, target: Path, method: str = DEFAULT_METHOD) -> Path:
     if method not in METHODS:
         raise OnnxError(f"int8-onnx method {method!r}: expected one of {list(METHODS)}")
     _ort()
-    if method == "dynamic":
+    if method in DYNAMIC:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(str(source), str(target), per_channel=DYNAMIC[method],
+                         weight_type=QuantType.QInt8)
         return target
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
@@ -108,8 +117,9 @@ def quantize(source: Path, target: Path, method: str = DEFAULT_METHOD) -> Path:
         MatMulNBitsQuantizer,
     )
 
-    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=4,
-                                          bits=8)
+    block_size, accuracy_level = BLOCKWISE[method]
+    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True,
+                                          accuracy_level=accuracy_level, bits=8)
     quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), algo_config=config)
     quantizer.process()
     quantizer.model.save_model_to_file(str(target), False)

@@ -8,8 +8,9 @@ VNNI instructions where the CPU has them). Embeddings, LayerNorm and softmax sta
 so do the model heads, whose cost is small. It runs on CPU only, and only for inference
 (predict, serve, evaluate): training always runs in fp32.
 
-The weights are quantised per output channel (`per_channel_dynamic_qconfig`), the finer of
-the two schemes the API offers; `benchmarks/inference.py` compares both on validation F1.
+The weights are quantised per output channel (`per_channel_dynamic_qconfig`) by default, or
+per tensor (`text.int8_scheme = "per_tensor"`); `benchmarks/int8_schemes.py` compares both,
+and ONNX Runtime's schemes, on validation F1.
 
 "int8-onnx" runs the encoder through ONNX Runtime instead (zsmie.encoders.onnx_int8): int8
 weights in blocks and activations quantised per token, so that a sample scores the same
@@ -24,11 +25,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zsmie.choices import PRECISIONS
+from zsmie.choices import INT8_SCHEMES, PRECISIONS
 from zsmie.errors import ZsmieError
 
-SCHEMES = ("per_channel", "per_tensor")
-DEFAULT_SCHEME = "per_channel"
+SCHEMES = INT8_SCHEMES["int8"]
+DEFAULT_SCHEME = SCHEMES[0]
 
 
 class PrecisionError(ZsmieError, ValueError):

@@ -150,7 +150,7 @@ class TextEncoder(nn.Module):
         """Run at `precision` from now on, for inference only; there is no way back. "int8"
         quantises the transformer's linear layers in place (zsmie.encoders.precision;
         `scheme` per_channel | per_tensor); "int8-onnx" runs it as an int8 ONNX Runtime
-        session (zsmie.encoders.onnx_int8; `scheme` blockwise | dynamic), exported once into
+        session (zsmie.encoders.onnx_int8; `scheme` one of its METHODS), exported once into
         `cache_dir` (None: the user's cache) and reused while the weights stay the same."""
         check_precision(precision)
         if precision == self.precision:

@@ -179,14 +179,18 @@ class ZeroShotExtractor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        precision: str | None = None) -> ZeroShotExtractor:
+                        precision: str | None = None, int8_scheme: str | None = None
+                        ) -> ZeroShotExtractor:
         """Load a saved model (`save_pretrained`: config.toml, model.safetensors,
         inference.json) or a finished run folder (config.toml, best.safetensors, and the
         ensemble.json, type_prior.json and open_set.json it chose), with zsmie.pretrained.
 
-        `precision`: "fp32" or "int8" (zsmie.encoders.precision; CPU only); None: the model's
-        `text.precision` (fp32 unless its config says otherwise)."""
+        `precision`: "fp32", "int8" or "int8-onnx" (zsmie.encoders.precision; CPU only);
+        None: the model's `text.precision` (fp32 unless its config says otherwise).
+        `int8_scheme`: that precision's quantisation scheme (text.int8_scheme; None: the
+        model's, by default the precision's default)."""
         overrides = [] if precision is None else [f'text.precision="{precision}"']
+        overrides += [] if int8_scheme is None else [f'text.int8_scheme="{int8_scheme}"']
         folder = read_folder(path, overrides=overrides)
         model = answering_model(core_model(folder, device), folder).to(device).eval()
         open_set = folder.inference.threshold()
