@@ -16,7 +16,8 @@
   paired with fp32: recomputed the same way, or with `--fp32 recorded` read from the run's
   results.json (the recomputation reproduces it; see the results file). Nothing is written
   into the run folders.
-- Weight scheme: validation F1 of seed 0 at int8 with per-channel and per-tensor weights.
+- Weight scheme: validation F1 of seed 0 at int8 with per-channel and per-tensor weights
+  (benchmarks/int8_schemes.py compares every scheme of both int8 precisions on every seed).
 
 Writes benchmarks/results/inference.md and inference.csv.
 """
