@@ -56,8 +56,8 @@ from zsmie.encoders.precision import engine_report
 from zsmie.encoders.text import TextEncoder
 from zsmie.evaluation.run import load_run
 from zsmie.experiments.provenance import command_line, cpu_flags, cpu_model
+from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.io import atomic_write_text
-from zsmie.predict import ZeroShotExtractor
 from zsmie.run_folder import DATA, RESULTS
 
 HERE = Path(__file__).resolve().parent
@@ -101,7 +101,7 @@ def exports(runs: dict[int, Path], work: Path, methods: list[str]) -> dict:
     shared) exported to fp32 ONNX once and quantised by each of `methods` from that export."""
     made = {}
     for seed, run in runs.items():
-        model = ZeroShotExtractor.from_run(run, precision="fp32").model
+        model = ZeroShotExtractor.from_pretrained(run, precision="fp32").model
         for encoder in {id(m): m for m in model.modules() if isinstance(m, TextEncoder)}.values():
             targets = {m: export_path(encoder.model, work / "onnx", m) for m in methods}
             missing = {m: t for m, t in targets.items() if not t.is_file()}
@@ -151,10 +151,10 @@ def val_samples(run: Path, n: int) -> tuple[list, list[str]]:
 
 def speeds(run: Path, schemes: list[tuple[str, str]], n: int, repeats: int) -> dict:
     samples, labels = val_samples(run, n)
-    arms = {"fp32": (ZeroShotExtractor.from_run(run, precision="fp32"), False)}
+    arms = {"fp32": (ZeroShotExtractor.from_pretrained(run, precision="fp32"), False)}
     for precision, scheme in schemes:
         arms[name(precision, scheme)] = (
-            ZeroShotExtractor.from_run(run, precision=precision, int8_scheme=scheme), False)
+            ZeroShotExtractor.from_pretrained(run, precision=precision, int8_scheme=scheme), False)
     return {"samples": len(samples), "labels": len(labels), "threads": torch.get_num_threads(),
             "load": os.getloadavg(), **alternate(arms, samples, labels, repeats)}
 
@@ -240,7 +240,7 @@ def kernels(run: Path, n: int, work: Path, methods: tuple[str, ...]) -> dict:
     import onnxruntime as ort
 
     samples, _ = val_samples(run, n)
-    model = ZeroShotExtractor.from_run(run, precision="fp32").model
+    model = ZeroShotExtractor.from_pretrained(run, precision="fp32").model
     encoder = next(m for m in model.modules() if isinstance(m, TextEncoder) and m.finetune)
     targets = {m: export_path(encoder.model, work / "onnx", m) for m in methods}
     missing = {m: t for m, t in targets.items() if not t.is_file()}
