@@ -311,6 +311,9 @@ def report(args, val: dict, speed: dict, ranked: dict, test: dict, kern: dict | 
         f"side by side and measured in turns, median of {args.repeats}; fp32 "
         f"{speed['fp32']['sps']:.1f} samples/s. Load average when it started: {load} (2 "
         "cores, shared with other jobs).", "",
+        *([f"Offered but not measured in this run (`--schemes`): "
+           f"{', '.join(name(p, c) for p, c in SCHEMES if name(p, c) not in args.schemes)}.", ""]
+          if len(args.schemes) < len(SCHEMES) else []),
         "## The choice (validation only)", "",
         f"Per precision: among the schemes at >= {SPEEDUP}x fp32, the most seeds within "
         f"{WITHIN} points of fp32 on validation, then the smallest mean |difference|.", "",
