@@ -29,7 +29,9 @@ def test_machine_line_names_cores_torch_and_threads():
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_every_benchmark_script_imports_and_answers_help(script):
+def test_every_benchmark_script_imports_and_answers_help(script, monkeypatch):
+    # `python benchmarks/x.py` puts benchmarks/ first on sys.path: a script may import a sibling
+    monkeypatch.syspath_prepend(str(script.parent))
     spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # its imports resolve; main() is not run on import
