@@ -469,10 +469,6 @@ def report(args, tp, memory, served, hostile_load, sets) -> str:
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {tp['threads']} torch threads.",
         "",
-        "**Measured once, on a machine whose 2 cores were shared with other sessions' work** "
-        "(tests and benchmarks of 4 other sessions): absolute numbers are low and noisy; the "
-        "ratios compare runs made minutes apart under similar load.",
-        "",
         f"Run: `{args.run}` (the demo's Proto model, frozen MiniLM text encoder).",
         "",
         *([args.note, ""] if args.note else []),
