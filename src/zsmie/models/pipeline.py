@@ -144,3 +144,25 @@ class WrappedModel(nn.Module):
     @property
     def vision(self):
         return self.wrapped.vision
+
+
+class AddedTerm(WrappedModel):
+    """A model plus a score term weighed after training (the type prior, the entity-filled
+    label templates): `inner` scores, the subclass adds `weight` times its term."""
+
+    what = "term"  # named in the error for a negative weight
+
+    def __init__(self, inner: nn.Module, weight: float) -> None:
+        super().__init__()
+        if weight < 0:
+            raise ValueError(f"{self.what} weight {weight}: must not be negative")
+        self.inner, self.weight = inner, weight
+
+    @property
+    def wrapped(self) -> nn.Module:
+        return self.inner
+
+    @property
+    def trained(self) -> nn.Module:
+        """The trained model inside (what reads the samples' tokens and feature cache)."""
+        return getattr(self.inner, "trained", self.inner)

@@ -25,7 +25,7 @@ from zsmie.data.templates import fill
 from zsmie.data.verbalise import relation_template
 from zsmie.encoders.text import TextEncoder
 from zsmie.models.base import HeadOutput
-from zsmie.models.pipeline import WrappedModel
+from zsmie.models.pipeline import AddedTerm
 from zsmie.models.typing import frozen_encoder, unit_embeddings
 
 # Encoder tokens of one filled template ("{head} was born in {tail}" with two short mentions,
@@ -60,25 +60,16 @@ class TemplatedPrototypes:
         return TemplatedPrototypes(self.inner[keep], tuple(self.templates[i] for i in rows))
 
 
-class Templated(WrappedModel):
+class Templated(AddedTerm):
     """A model whose scores take the template term at `weight`. A label without a name (the
     open-set none text) and a sample without a tail entity (MET) get the model's scores."""
 
+    what = "template"
+
     def __init__(self, inner: nn.Module, encoder: TextEncoder, templates: Mapping[str, str],
                  weight: float) -> None:
-        super().__init__()
-        if weight < 0:
-            raise ValueError(f"template weight {weight}: must not be negative")
-        self.inner, self.encoder, self.weight = inner, encoder, weight
-        self.templates = dict(templates)
-
-    @property
-    def wrapped(self) -> nn.Module:
-        return self.inner
-
-    @property
-    def trained(self) -> nn.Module:
-        return getattr(self.inner, "trained", self.inner)
+        super().__init__(inner, weight)
+        self.encoder, self.templates = encoder, dict(templates)
 
     def prototypes(self, label_texts: list[str]) -> TemplatedPrototypes:
         names = getattr(label_texts, "names", None) or (None,) * len(label_texts)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from zsmie.data.types import DEFAULT_TYPES, Types
 from zsmie.encoders.text import TextEncoder
 from zsmie.models.base import HeadOutput
-from zsmie.models.pipeline import WrappedModel
+from zsmie.models.pipeline import AddedTerm
 
 # The `config` arguments are a zsmie.config.Config, read but never imported (models sit below it).
 SOURCES = ("phrases", "typer", "both")
@@ -131,25 +131,16 @@ class TypedPrototypes:
                                if rows is not None else None)
 
 
-class TypePriored(WrappedModel):
+class TypePriored(AddedTerm):
     """A model whose scores take the type term at weight lambda; it has the faces of a
     ZeroShotModel that evaluation and prediction use. Labels without types (plain texts)
     and samples without entity texts get the model's scores unchanged."""
 
+    what = "type prior"
+
     def __init__(self, inner: nn.Module, typer: MentionTyper, weight: float) -> None:
-        super().__init__()
-        if weight < 0:
-            raise ValueError(f"type prior weight {weight}: must not be negative")
-        self.inner, self.typer, self.weight = inner, typer, weight
-
-    @property
-    def wrapped(self) -> nn.Module:
-        return self.inner
-
-    @property
-    def trained(self) -> nn.Module:
-        """The trained model inside (what reads the samples' tokens and feature cache)."""
-        return getattr(self.inner, "trained", self.inner)
+        super().__init__(inner, weight)
+        self.typer = typer
 
     def prototypes(self, label_texts: list[str]) -> TypedPrototypes:
         types = getattr(label_texts, "types", None)
