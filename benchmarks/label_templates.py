@@ -30,7 +30,7 @@ import torch
 
 from zsmie.assemble import loaders
 from zsmie.config import load_config
-from zsmie.data.templates import label_templates, read_templates
+from zsmie.data.templates import read_templates
 from zsmie.data.types import DEFAULT_TYPES, types_from_name
 from zsmie.encoders.text import TextEncoder
 from zsmie.evaluation.metrics import classification_metrics
@@ -40,7 +40,7 @@ from zsmie.experiments.significance import paired_difference
 from zsmie.experiments.tables import csv_text, write_results
 from zsmie.inference.extractor import ZeroShotExtractor
 from zsmie.inference.scoring import label_prototypes, run_model
-from zsmie.models.templates import Templated, template_term
+from zsmie.models.templates import Templated
 from zsmie.models.typing import MentionTyper, frozen_encoder, type_term
 from zsmie.run_folder import CONFIG, RESULTS
 from zsmie.training.type_prior import (
@@ -49,6 +49,7 @@ from zsmie.training.type_prior import (
     search,
     search_templates,
     spread,
+    template_scores,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -80,9 +81,7 @@ def scored_parts(run: Path, data_dir: str, cache: Path, source: str) -> dict:
         predictions = run_model(model, data[part], label_prototypes(model, prepared.texts(part), {}))
         dataset = prepared.datasets[part]
         samples = [dataset.samples[i] for i in predictions.index.tolist()]
-        mentions = [(s.entity_text(s.head), s.entity_text(s.tail)) for s in samples]
-        term = template_term(encoder, [" ".join(s.tokens) for s in samples], mentions,
-                             label_templates(labels, templates))
+        term = template_scores(samples, labels, encoder, templates)
         out[part] = {"labels": labels, "gold": predictions.labels, "scores": predictions.scores,
                      "term": term, "samples": samples}
     cache.parent.mkdir(parents=True, exist_ok=True)
